@@ -1,0 +1,65 @@
+"""Training and evaluation data from ``shared/data`` with fixed, documented splits.
+
+Labels are negative / neutral / positive:
+
+- Chinese ``online_shopping_10_cats``: the upstream binary label (0 → negative,
+  1 → positive); ``_train`` trains, ``_dev`` evaluates.
+- English star ratings (women's clothing, Amazon Alexa): 1–2 → negative,
+  3 → neutral, 4–5 → positive. The held-out split is deterministic: a text is
+  held out when the first byte of sha1(text) is below 26 (≈ 10 %).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+LABELS = ("negative", "neutral", "positive")
+HELD_OUT_BYTE = 26  # sha1(text)[0] < 26  →  26/256 ≈ 10.2 % held out
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int  # index into LABELS
+    source: str  # zh_shopping | en_clothing | en_alexa
+    group: str  # category (zh) or product class (en), for per-group metrics
+
+
+def star_label(rating: int) -> int:
+    """1–2 → negative, 3 → neutral, 4–5 → positive."""
+    if not 1 <= rating <= 5:
+        raise ValueError(f"rating {rating} outside 1-5")
+    return 0 if rating <= 2 else 1 if rating == 3 else 2
+
+
+def held_out(text: str) -> bool:
+    return hashlib.sha1(text.encode("utf-8")).digest()[0] < HELD_OUT_BYTE
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def zh_shopping(data_dir: Path, split: str) -> list[Example]:
+    """``split`` is ``train`` or ``dev``."""
+    rows = _rows(data_dir / f"online_shopping_10_cats_{split}.csv")
+    return [
+        Example(r["review"], 2 if r["label"] == "1" else 0, "zh_shopping", r["cat"]) for r in rows
+    ]
+
+
+def en_reviews(data_dir: Path, split: str) -> list[Example]:
+    """English star-rated reviews; ``split`` is ``train`` or ``heldout``."""
+    out = []
+    for r in _rows(data_dir / "en_womens_clothing_reviews.csv"):
+        title = r["title"].strip()
+        text = f"{title}. {r['review']}" if title else r["review"]
+        out.append(Example(text, star_label(int(r["rating"])), "en_clothing", r["department"]))
+    for r in _rows(data_dir / "en_amazon_alexa_reviews.csv"):
+        out.append(Example(r["review"], star_label(int(r["rating"])), "en_alexa", "alexa"))
+    want_held_out = split == "heldout"
+    return [e for e in out if held_out(e.text) == want_held_out]

@@ -1,0 +1,26 @@
+"""Root of the project's error tree and the model-side branch.
+
+The whole tree is drawn in :mod:`streams.errors`; it lives here at the root
+because ``models`` is the lowest layer (``streams`` and ``export`` import it,
+never the other way round).
+"""
+
+
+class ReviewPulseError(Exception):
+    """Base class of every error ReviewPulse raises on purpose."""
+
+
+class ModelError(ReviewPulseError):
+    """A model package cannot be used."""
+
+
+class ModelPackageError(ModelError):
+    """The package directory or its manifest is missing, malformed or unsupported."""
+
+
+class ModelIntegrityError(ModelError):
+    """A package file's sha256 does not match the manifest: refuse to serve it."""
+
+
+class ProviderError(ModelError):
+    """An explicitly required execution provider is not available."""

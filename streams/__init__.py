@@ -1,0 +1,1 @@
+"""The ReviewPulse service: settings, Faust app and agents, dead letters, store, CLI."""

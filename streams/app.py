@@ -1,0 +1,108 @@
+"""Explicit wiring: settings → model, store, topics, agents, web views.
+
+:func:`build_worker` creates everything the worker needs when it starts;
+nothing is created at import time and there is no module-level app.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import faust
+
+from models.package import load_package
+from models.runtime import create_session
+from models.scorer import Scorer, load_tokenizer
+from streams.agents import register_agent
+from streams.pipeline import BatchProcessor, Stats
+from streams.settings import Settings
+from streams.sink import Backoff, BatchSink
+from streams.store import Store, open_store
+from streams.topics import ensure_topics
+from streams.web import register_views
+
+log = logging.getLogger(__name__)
+
+
+def load_scorer(settings: Settings) -> Scorer:
+    """The review scorer from the configured model package (hash-checked)."""
+    cfg = settings.model
+    package = load_package(cfg.package, verify=cfg.verify_hash)
+    session = create_session(
+        package.model_path, device=cfg.device, intra_op_threads=cfg.intra_op_threads
+    )
+    log.info("model %s %s loaded from %s", package.name, package.version, package.root)
+    return Scorer(package, session, load_tokenizer(package), sub_batch=cfg.sub_batch)
+
+
+@dataclass
+class Worker:
+    app: faust.App
+    store: Store
+    stats: Stats
+    sink: BatchSink
+    executor: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.store.close()
+
+
+def create_app(settings: Settings) -> faust.App:
+    k = settings.kafka
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{k.bootstrap}",
+        autodiscover=False,
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=k.topics.partitions,
+        topic_replication_factor=1,
+        producer_request_timeout=k.producer_request_timeout_s,
+        producer_acks=-1,
+        broker_max_poll_records=k.max_poll_records,
+        stream_buffer_maxsize=4 * settings.batch.max_size,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        web_in_thread=False,
+    )
+
+
+def build_worker(settings: Settings) -> Worker:
+    """Load the model, open and migrate the store, create topics, register agents."""
+    k = settings.kafka
+    t = k.topics
+    ensure_topics(
+        k.bootstrap,
+        [t.reviews, t.questions, t.reviews_enriched, t.questions_enriched, t.deadletter],
+        t.partitions,
+    )
+    scorer = load_scorer(settings)
+    store = open_store(settings.store)
+    app = create_app(settings)
+    # One thread: scoring and store writes run one at a time, in batch order.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reviewpulse")
+    stats = Stats()
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    sink = BatchSink(
+        store,
+        executor,
+        enriched={"review": raw_topic(t.reviews_enriched),
+                  "question": raw_topic(t.questions_enriched)},
+        deadletter=raw_topic(t.deadletter),
+        backoff=Backoff(settings.store.retry_initial_s, settings.store.retry_max_s),
+    )
+    for kind, name in (("review", t.reviews), ("question", t.questions)):
+        processor = BatchProcessor(
+            kind, scorer, max_text_chars=settings.max_text_chars, stats=stats  # type: ignore[arg-type]
+        )
+        register_agent(app, raw_topic(name), processor, sink, executor, settings.batch)
+    register_views(app, store, stats, sink, executor)
+    return Worker(app, store, stats, sink, executor)

@@ -1,0 +1,85 @@
+"""One settings object for the whole service, read once at the edge.
+
+Every value can come from the environment with the ``REVIEWPULSE_`` prefix and
+``__`` between a section and a field, e.g. ``REVIEWPULSE_KAFKA__BOOTSTRAP=host:9092``
+or ``REVIEWPULSE_BATCH__MAX_SIZE=128``. Inner modules receive the typed
+sections and never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO_ROOT / "models" / "packages" / "sentiment-zh-en"
+
+
+class TopicSettings(BaseModel):
+    reviews: str = "reviews"
+    questions: str = "questions"
+    reviews_enriched: str = "reviews.enriched"
+    questions_enriched: str = "questions.enriched"
+    deadletter: str = "deadletter"
+    partitions: int = Field(3, ge=1, description="partitions for topics the worker creates")
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = "127.0.0.1:9092"
+    group_id: str = "reviewpulse"
+    producer_request_timeout_s: float = Field(30.0, gt=0)
+    max_poll_records: int = Field(500, ge=1)
+    topics: TopicSettings = TopicSettings()
+
+
+class BatchSettings(BaseModel):
+    max_size: int = Field(64, ge=1, description="events per micro-batch (take max)")
+    within_s: float = Field(0.5, gt=0, description="longest wait to fill a micro-batch")
+
+
+class ModelSettings(BaseModel):
+    package: Path = DEFAULT_MODEL
+    device: Literal["cpu", "cuda"] = "cpu"
+    intra_op_threads: int = Field(0, ge=0, description="0 = one per physical core")
+    sub_batch: int = Field(16, ge=1, description="texts per ONNX run after length sorting")
+    verify_hash: bool = True
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["chdb", "clickhouse"] = "chdb"
+    path: Path = Path(".reviewpulse/chdb")
+    url: str | None = Field(None, description="ClickHouse HTTP URL; selects the server backend")
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = "reviewpulse"
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url_selects_server(self) -> StoreSettings:
+        if self.url and self.backend == "chdb":
+            self.backend = "clickhouse"
+        return self
+
+
+class WebSettings(BaseModel):
+    port: int = Field(6066, ge=1, le=65535)
+    host: str = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REVIEWPULSE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    app_id: str = "reviewpulse"
+    data_dir: Path = Path(".reviewpulse")
+    max_text_chars: int = Field(5000, ge=1)
+    kafka: KafkaSettings = KafkaSettings()
+    batch: BatchSettings = BatchSettings()
+    model: ModelSettings = ModelSettings()
+    store: StoreSettings = StoreSettings()
+    web: WebSettings = WebSettings()

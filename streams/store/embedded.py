@@ -1,0 +1,61 @@
+"""chdb backend: the ClickHouse engine in-process, on a local data directory.
+
+A data directory can be opened by one process at a time; the worker that owns
+it also answers the dashboard's queries. Inserts go through chdb's
+``Python(table)`` table function, which reads the Arrow batch columnar.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from streams.errors import StoreError, StoreUnavailable
+
+
+class ChdbBackend:
+    def __init__(self, path: Path) -> None:
+        from chdb import session
+
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = session.Session(str(path))
+        except Exception as exc:  # chdb raises plain RuntimeError/Exception
+            raise StoreUnavailable(f"cannot open chdb directory {path}: {exc}") from exc
+        self._lock = threading.Lock()  # one statement at a time per session
+        self.path = path
+
+    def _run(self, sql: str, fmt: str = "CSV") -> Any:
+        with self._lock:
+            try:
+                return self._session.query(sql, fmt)
+            except Exception as exc:
+                raise StoreError(f"chdb: {exc}") from exc
+
+    def command(self, sql: str) -> None:
+        self._run(sql)
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        batch = data  # referenced by name from the SQL below
+        columns = ", ".join(data.column_names)
+        with self._lock:
+            try:
+                self._session.query(
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(batch)"
+                )
+            except Exception as exc:
+                raise StoreError(f"chdb insert into {table}: {exc}") from exc
+        del batch
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        result = self._run(sql, "JSONEachRow")
+        text = result.bytes() if hasattr(result, "bytes") else bytes(str(result), "utf-8")
+        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.close()
