@@ -1,0 +1,146 @@
+"""The ``reviewpulse`` command line: worker, replay, score, kafka, demo, export, bench."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from streams.settings import Settings
+
+log = logging.getLogger("reviewpulse")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    if not isinstance(settings, Settings):
+        raise click.UsageError("settings not loaded")
+    return settings
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
+    """ReviewPulse: real-time review sentiment over Kafka, ONNX models and ClickHouse.
+
+    Settings come from REVIEWPULSE_* environment variables (see README).
+    """
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = Settings()
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Consume reviews and questions, score them, emit enriched events, fill the store."""
+    from streams.worker import run_worker
+
+    run_worker(_settings(ctx), loglevel=logging.getLevelName(logging.getLogger().level))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--topic", required=True, help="Kafka topic to send to")
+@click.option("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+@click.option("--limit", type=int, default=None, help="send at most this many events")
+@click.pass_context
+def replay(ctx: click.Context, file: Path, topic: str, rate: float | None, limit: int | None) -> None:
+    """Send a JSONL or CSV FILE to a topic."""
+    from streams.replay import replay as run_replay
+
+    sent = run_replay(file, topic, _settings(ctx).kafka.bootstrap, rate=rate, limit=limit)
+    click.echo(f"sent {sent} events to {topic}", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("--kind", type=click.Choice(["review", "question"]), default="review", show_default=True)
+@click.pass_context
+def score(ctx: click.Context, file: Any, kind: str) -> None:
+    """Score a JSONL FILE (or stdin) offline: one enriched JSON line per input line."""
+    from streams.app import load_scorer
+    from streams.pipeline import BatchProcessor
+    from streams.score import score_lines
+
+    settings = _settings(ctx)
+    processor = BatchProcessor(kind, load_scorer(settings), max_text_chars=settings.max_text_chars)  # type: ignore[arg-type]
+    out = sys.stdout.buffer
+    for result in score_lines(file, processor, batch_size=settings.batch.max_size):
+        out.write(orjson.dumps(result) + b"\n")
+    out.flush()
+
+
+@main.group()
+def kafka() -> None:
+    """A local single-node Kafka broker (KRaft) for the demo and the tests."""
+
+
+def _local_kafka(settings: Settings) -> Any:
+    from streams.localkafka import LocalKafka
+
+    port = int(settings.kafka.bootstrap.rsplit(":", 1)[1])
+    return LocalKafka(settings.data_dir / "kafka", port=port)
+
+
+@kafka.command("start")
+@click.pass_context
+def kafka_start(ctx: click.Context) -> None:
+    """Fetch the jars (cached), format storage (once) and start the broker."""
+    broker = _local_kafka(_settings(ctx.find_root()))
+    broker.start()
+    click.echo(f"kafka running on {broker.bootstrap_servers}")
+
+
+@kafka.command("stop")
+@click.pass_context
+def kafka_stop(ctx: click.Context) -> None:
+    """Stop the local broker."""
+    _local_kafka(_settings(ctx.find_root())).stop()
+    click.echo("kafka stopped")
+
+
+@kafka.command("status")
+@click.pass_context
+def kafka_status(ctx: click.Context) -> None:
+    """Is the local broker running?"""
+    status = _local_kafka(_settings(ctx.find_root())).status()
+    click.echo(status)
+    ctx.exit(0 if status.running else 1)
+
+
+@main.command()
+@click.option("--reviews", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--questions", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--keep-running", is_flag=True, help="leave the broker and worker running")
+@click.pass_context
+def demo(ctx: click.Context, reviews: Path | None, questions: Path | None, keep_running: bool) -> None:
+    """Broker + worker + embedded store + real sample data → product health summary."""
+    from streams.demo import run_demo
+
+    run_demo(_settings(ctx), reviews=reviews, questions=questions, keep_running=keep_running)
+
+
+def _export_cli() -> click.Group:
+    try:
+        from export.cli import export
+    except ImportError as exc:  # the heavy deps live behind the 'export' extra
+        missing = exc.name or str(exc)
+
+        @click.group(help="Export/fine-tune models (needs: pip install 'reviewpulse[export]').")
+        def export() -> None:
+            raise click.ClickException(
+                f"the export tools need the 'export' extra ({missing} is missing): "
+                "pip install -e '.[export]'"
+            )
+
+    return export
+
+
+main.add_command(_export_cli(), "export")
