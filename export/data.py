@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +64,36 @@ def en_reviews(data_dir: Path, split: str) -> list[Example]:
         out.append(Example(r["review"], star_label(int(r["rating"])), "en_alexa", "alexa"))
     want_held_out = split == "heldout"
     return [e for e in out if held_out(e.text) == want_held_out]
+
+
+def training_set(
+    data_dir: Path,
+    *,
+    zh_limit: int | None = None,
+    en_positive_limit: int | None = None,
+    seed: int = 13,
+) -> list[Example]:
+    """The fine-tuning set: Chinese train split + English non-held-out reviews.
+
+    ``zh_limit`` keeps a deterministic, category×label-stratified subset of the
+    Chinese rows; ``en_positive_limit`` caps the (dominant) positive English rows.
+    Every English negative and neutral review is kept.
+    """
+    rng = random.Random(seed)
+    zh = zh_shopping(data_dir, "train")
+    if zh_limit is not None and zh_limit < len(zh):
+        groups: dict[tuple[str, int], list[Example]] = {}
+        for e in zh:
+            groups.setdefault((e.group, e.label), []).append(e)
+        share = zh_limit / len(zh)
+        zh = [
+            e
+            for key in sorted(groups)
+            for e in rng.sample(groups[key], round(len(groups[key]) * share))
+        ]
+    en = en_reviews(data_dir, "train")
+    positives = [e for e in en if e.label == 2]
+    if en_positive_limit is not None and en_positive_limit < len(positives):
+        keep = set(map(id, rng.sample(positives, en_positive_limit)))
+        en = [e for e in en if e.label != 2 or id(e) in keep]
+    return zh + en

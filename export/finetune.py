@@ -54,7 +54,7 @@ def _encoder_layers(model: Any) -> Any:
 
 
 def _freeze_lower(model: Any, train_layers: int) -> list[Any]:
-    """Freeze everything but the top ``train_layers`` layers and the head; return the head params."""
+    """Freeze all but the top ``train_layers`` layers and the head; return the head params."""
     layers = _encoder_layers(model)
     if not 0 <= train_layers <= len(layers):
         raise ExportError(f"train_layers={train_layers} but the encoder has {len(layers)} layers")

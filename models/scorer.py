@@ -25,9 +25,7 @@ FloatArray = npt.NDArray[np.float32]
 class Runner(Protocol):
     """What :class:`Scorer` needs from an onnxruntime ``InferenceSession``."""
 
-    def run(
-        self, output_names: list[str] | None, input_feed: dict[str, Any]
-    ) -> list[Any]: ...
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,8 @@ def softmax(logits: FloatArray) -> FloatArray:
     """Row-wise softmax, stable for large logits."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    probs: FloatArray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probs
 
 
 def load_tokenizer(package: ModelPackage) -> Tokenizer:

@@ -46,7 +46,7 @@ def register_agent(
 ) -> None:
     """Attach the batch agent for ``processor.kind`` events on ``topic``."""
 
-    async def score_batches(stream: faust.StreamT[bytes]) -> None:
+    async def score_batches(stream: Any) -> None:  # faust.Stream: StreamT lacks noack_take
         loop = asyncio.get_running_loop()
         async for events in stream.noack_take(batch.max_size, within=batch.within_s):
             raw = [_raw(e) for e in events]
@@ -56,8 +56,11 @@ def register_agent(
                 event.ack()
             log.debug(
                 "%s batch %s..%s: %d enriched, %d dead letters",
-                processor.kind, raw[0].source, raw[-1].source,
-                len(result.enriched), len(result.dead_letters),
+                processor.kind,
+                raw[0].source,
+                raw[-1].source,
+                len(result.enriched),
+                len(result.dead_letters),
             )
 
     app.agent(topic, name=f"score_{processor.kind}s", concurrency=1)(score_batches)

@@ -16,7 +16,7 @@ from models.package import load_package
 from models.runtime import create_session
 from models.scorer import Scorer, load_tokenizer
 from streams.agents import register_agent
-from streams.pipeline import BatchProcessor, Stats
+from streams.pipeline import BatchProcessor, Kind, Stats
 from streams.settings import Settings
 from streams.sink import Backoff, BatchSink
 from streams.store import Store, open_store
@@ -88,20 +88,24 @@ def build_worker(settings: Settings) -> Worker:
     stats = Stats()
 
     def raw_topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw")
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
 
     sink = BatchSink(
         store,
         executor,
-        enriched={"review": raw_topic(t.reviews_enriched),
-                  "question": raw_topic(t.questions_enriched)},
+        enriched={
+            "review": raw_topic(t.reviews_enriched),
+            "question": raw_topic(t.questions_enriched),
+        },
         deadletter=raw_topic(t.deadletter),
         backoff=Backoff(settings.store.retry_initial_s, settings.store.retry_max_s),
     )
-    for kind, name in (("review", t.reviews), ("question", t.questions)):
+    kinds: tuple[tuple[Kind, str], ...] = (("review", t.reviews), ("question", t.questions))
+    for kind, name in kinds:
         processor = BatchProcessor(
-            kind, scorer, max_text_chars=settings.max_text_chars, stats=stats  # type: ignore[arg-type]
+            kind, scorer, max_text_chars=settings.max_text_chars, stats=stats
         )
         register_agent(app, raw_topic(name), processor, sink, executor, settings.batch)
     register_views(app, store, stats, sink, executor)

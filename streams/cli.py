@@ -48,10 +48,14 @@ def worker(ctx: click.Context) -> None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--topic", required=True, help="Kafka topic to send to")
-@click.option("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+@click.option(
+    "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+)
 @click.option("--limit", type=int, default=None, help="send at most this many events")
 @click.pass_context
-def replay(ctx: click.Context, file: Path, topic: str, rate: float | None, limit: int | None) -> None:
+def replay(
+    ctx: click.Context, file: Path, topic: str, rate: float | None, limit: int | None
+) -> None:
     """Send a JSONL or CSV FILE to a topic."""
     from streams.replay import replay as run_replay
 
@@ -61,7 +65,9 @@ def replay(ctx: click.Context, file: Path, topic: str, rate: float | None, limit
 
 @main.command()
 @click.argument("file", type=click.File("rb"), default="-")
-@click.option("--kind", type=click.Choice(["review", "question"]), default="review", show_default=True)
+@click.option(
+    "--kind", type=click.Choice(["review", "question"]), default="review", show_default=True
+)
 @click.pass_context
 def score(ctx: click.Context, file: Any, kind: str) -> None:
     """Score a JSONL FILE (or stdin) offline: one enriched JSON line per input line."""
@@ -120,7 +126,9 @@ def kafka_status(ctx: click.Context) -> None:
 @click.option("--questions", type=click.Path(exists=True, path_type=Path), default=None)
 @click.option("--keep-running", is_flag=True, help="leave the broker and worker running")
 @click.pass_context
-def demo(ctx: click.Context, reviews: Path | None, questions: Path | None, keep_running: bool) -> None:
+def demo(
+    ctx: click.Context, reviews: Path | None, questions: Path | None, keep_running: bool
+) -> None:
     """Broker + worker + embedded store + real sample data → product health summary."""
     from streams.demo import run_demo
 

@@ -38,17 +38,19 @@ def _get_json(url: str) -> Any:
 def _worker_env(settings: Settings, run: str) -> dict[str, str]:
     t = settings.kafka.topics
     env = dict(os.environ)
-    env.update({
-        "REVIEWPULSE_APP_ID": f"reviewpulse-demo-{run}",
-        "REVIEWPULSE_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-        "REVIEWPULSE_KAFKA__TOPICS__REVIEWS": f"demo-{run}.{t.reviews}",
-        "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS": f"demo-{run}.{t.questions}",
-        "REVIEWPULSE_KAFKA__TOPICS__REVIEWS_ENRICHED": f"demo-{run}.{t.reviews_enriched}",
-        "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS_ENRICHED": f"demo-{run}.{t.questions_enriched}",
-        "REVIEWPULSE_KAFKA__TOPICS__DEADLETTER": f"demo-{run}.{t.deadletter}",
-        "REVIEWPULSE_STORE__PATH": str(settings.data_dir / "demo" / run / "chdb"),
-        "REVIEWPULSE_DATA_DIR": str(settings.data_dir / "demo" / run),
-    })
+    env.update(
+        {
+            "REVIEWPULSE_APP_ID": f"reviewpulse-demo-{run}",
+            "REVIEWPULSE_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+            "REVIEWPULSE_KAFKA__TOPICS__REVIEWS": f"demo-{run}.{t.reviews}",
+            "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS": f"demo-{run}.{t.questions}",
+            "REVIEWPULSE_KAFKA__TOPICS__REVIEWS_ENRICHED": f"demo-{run}.{t.reviews_enriched}",
+            "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS_ENRICHED": f"demo-{run}.{t.questions_enriched}",
+            "REVIEWPULSE_KAFKA__TOPICS__DEADLETTER": f"demo-{run}.{t.deadletter}",
+            "REVIEWPULSE_STORE__PATH": str(settings.data_dir / "demo" / run / "chdb"),
+            "REVIEWPULSE_DATA_DIR": str(settings.data_dir / "demo" / run),
+        }
+    )
     return env
 
 
@@ -69,18 +71,23 @@ def _wait_for(url: str, done: Any, timeout_s: float, worker: subprocess.Popen[by
 
 def _print_summary(products: list[dict[str, Any]], metrics: dict[str, Any], seconds: float) -> None:
     click.echo()
-    click.echo(f"Processed {metrics['processed']} · dead letters {metrics['dead_letters']} "
-               f"· {seconds:.1f}s")
+    click.echo(
+        f"Processed {metrics['processed']} · dead letters {metrics['dead_letters']} "
+        f"· {seconds:.1f}s"
+    )
     click.echo()
     click.echo("Product health (most negative first)")
-    header = f"{'product':>8} {'reviews':>7} {'neg':>6} {'neu':>6} {'pos':>6} {'score':>6} {'stars':>5}"
+    header = (
+        f"{'product':>8} {'reviews':>7} {'neg':>6} {'neu':>6} {'pos':>6} {'score':>6} {'stars':>5}"
+    )
     click.echo(header)
     click.echo("-" * len(header))
     for p in products:
-        stars = p.get("mean_rating")
+        rating = p.get("mean_rating")
+        stars = "    -" if rating is None else f"{rating:5.2f}"
         click.echo(
             f"{p['product_id']:>8} {p['volume']:>7} {p['negative']:>6.1%} {p['neutral']:>6.1%} "
-            f"{p['positive']:>6.1%} {p['mean_score']:>+6.2f} {stars if stars is None else f'{stars:5.2f}'}"
+            f"{p['positive']:>6.1%} {p['mean_score']:>+6.2f} {stars}"
         )
 
 
@@ -106,8 +113,10 @@ def run_demo(
     click.echo(f"starting the worker (log: {log_path}) …")
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"], env=env,
-            stdout=log_file, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "streams", "worker"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://{settings.web.host}:{settings.web.port}"
     try:
@@ -119,14 +128,16 @@ def run_demo(
 
         def all_done(m: dict[str, Any]) -> bool:
             seen = sum(m["processed"].values()) + sum(m["dead_letters"].values())
-            return seen >= expected
+            return bool(seen >= expected)
 
         metrics = _wait_for(f"{base}/metrics", all_done, timeout_s, worker)
         seconds = time.monotonic() - started
         health = _get_json(f"{base}/api/health?limit=15")
         _print_summary(health["products"], metrics, seconds)
         if keep_running:
-            click.echo(f"\nworker (pid {worker.pid}) and Kafka keep running; API at {base}/api/health")
+            click.echo(
+                f"\nworker (pid {worker.pid}) and Kafka keep running; API at {base}/api/health"
+            )
             return
     finally:
         if not keep_running:

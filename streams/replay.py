@@ -33,8 +33,8 @@ def read_records(path: Path) -> Iterator[tuple[bytes | None, bytes]]:
                 yield key, orjson.dumps(event)
         return
     with path.open("rb") as fh:
-        for line in fh:
-            line = line.rstrip(b"\r\n")
+        for raw_line in fh:
+            line = raw_line.rstrip(b"\r\n")
             if not line.strip():
                 continue
             key = None
@@ -85,7 +85,5 @@ def replay(
             bar.update(1)
     remaining = producer.flush(60)
     if remaining or errors:
-        raise DeliveryError(
-            f"{remaining} records unflushed, {len(errors)} failed: {errors[:1]}"
-        )
+        raise DeliveryError(f"{remaining} records unflushed, {len(errors)} failed: {errors[:1]}")
     return sent

@@ -52,8 +52,7 @@ def score_lines(
         batch.clear()
 
     for n, line in enumerate(lines):
-        line = line.rstrip(b"\r\n")
-        batch.append(RawRecord(_complete(line), Source("stdin", 0, n, now)))
+        batch.append(RawRecord(_complete(line.rstrip(b"\r\n")), Source("stdin", 0, n, now)))
         if len(batch) >= batch_size:
             yield from flush()
     if batch:

@@ -73,8 +73,7 @@ class BatchSink:
             for e in result.enriched
         ]
         pending += [
-            await self.deadletter.send(key=None, value=orjson.dumps(d))
-            for d in result.dead_letters
+            await self.deadletter.send(key=None, value=orjson.dumps(d)) for d in result.dead_letters
         ]
         outcomes = await asyncio.gather(*pending, return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]

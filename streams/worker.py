@@ -17,8 +17,11 @@ def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     worker = build_worker(settings)
     log.info(
         "worker %s: %s → %s, store %s, web :%d",
-        settings.app_id, settings.kafka.topics.reviews, settings.kafka.topics.reviews_enriched,
-        settings.store.backend, settings.web.port,
+        settings.app_id,
+        settings.kafka.topics.reviews,
+        settings.kafka.topics.reviews_enriched,
+        settings.store.backend,
+        settings.web.port,
     )
     try:
         faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()

@@ -146,9 +146,10 @@ class Store:
             "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
             "ENGINE = ReplacingMergeTree ORDER BY version"
         )
-        done = {int(r["version"]) for r in self.backend.query(
-            f"SELECT version FROM {db}.{MIGRATIONS_TABLE} FINAL"
-        )}
+        done = {
+            int(r["version"])
+            for r in self.backend.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE} FINAL")
+        }
         applied = []
         for version, name, sql in migrations():
             if version in done:
@@ -162,9 +163,7 @@ class Store:
             applied.append(version)
         return applied
 
-    def write(
-        self, reviews: Sequence[dict[str, Any]], questions: Sequence[dict[str, Any]]
-    ) -> None:
+    def write(self, reviews: Sequence[dict[str, Any]], questions: Sequence[dict[str, Any]]) -> None:
         """Insert one batch of enriched events (columnar, one insert per table)."""
         if reviews:
             self.backend.insert_arrow(f"{self.db}.reviews", reviews_to_arrow(reviews))

@@ -24,15 +24,23 @@ def review(**fields: object) -> bytes:
 def test_valid_review_is_trimmed_and_defaults_ts_to_kafka_time() -> None:
     r = records.parse_review(review(rating=4, category="书籍"), KAFKA_TS)
     assert (r.event_id, r.product_id, r.text, r.rating, r.category) == (
-        "e1", "p1", "很好用 great", 4, "书籍")
+        "e1",
+        "p1",
+        "很好用 great",
+        4,
+        "书籍",
+    )
     assert r.ts_ms == KAFKA_TS
     assert r.fields()["ts"] == "2025-11-28T03:20:00.000+00:00"
 
 
 @pytest.mark.parametrize(
     ("ts", "expected_ms"),
-    [("2026-01-02T03:04:05Z", 1767323045000), ("2026-01-02T03:04:05+08:00", 1767294245000),
-     (1767323045123, 1767323045123)],
+    [
+        ("2026-01-02T03:04:05Z", 1767323045000),
+        ("2026-01-02T03:04:05+08:00", 1767294245000),
+        (1767323045123, 1767323045123),
+    ],
 )
 def test_ts_accepts_iso_and_epoch_ms(ts: object, expected_ms: int) -> None:
     assert records.parse_review(review(ts=ts), KAFKA_TS).ts_ms == expected_ms
@@ -66,13 +74,18 @@ def test_invalid_reviews_raise_with_reason(raw: bytes, reason: str) -> None:
 
 
 def test_text_limit_counts_characters_after_trimming() -> None:
-    assert records.parse_review(review(text="  " + "字" * 5000 + "  "), KAFKA_TS).text == "字" * 5000
+    assert (
+        records.parse_review(review(text="  " + "字" * 5000 + "  "), KAFKA_TS).text == "字" * 5000
+    )
 
 
 def test_question_contract() -> None:
-    q = records.parse_question(orjson.dumps(
-        {"event_id": "q1", "product_id": "p", "text": "how do I return it?", "user_id": "u"}),
-        KAFKA_TS)
+    q = records.parse_question(
+        orjson.dumps(
+            {"event_id": "q1", "product_id": "p", "text": "how do I return it?", "user_id": "u"}
+        ),
+        KAFKA_TS,
+    )
     enriched = records.enriched_question(q, records.model_info("m", "1"), KAFKA_TS)
     validate("question.enriched", enriched)
     assert "intent" not in enriched
@@ -80,11 +93,19 @@ def test_question_contract() -> None:
 
 def test_enriched_review_matches_schema_and_picks_top_label() -> None:
     r = records.parse_review(review(rating=2, lang="zh"), KAFKA_TS)
-    e = records.enriched_review(r, ("negative", "neutral", "positive"), [0.7, 0.2, 0.1],
-                                records.model_info("m", "1"), KAFKA_TS + 5)
+    e = records.enriched_review(
+        r,
+        ("negative", "neutral", "positive"),
+        [0.7, 0.2, 0.1],
+        records.model_info("m", "1"),
+        KAFKA_TS + 5,
+    )
     validate("review.enriched", e)
-    assert e["sentiment"] == {"label": "negative", "score": 0.7,
-                              "probs": {"negative": 0.7, "neutral": 0.2, "positive": 0.1}}
+    assert e["sentiment"] == {
+        "label": "negative",
+        "score": 0.7,
+        "probs": {"negative": 0.7, "neutral": 0.2, "positive": 0.1},
+    }
 
 
 def test_dead_letter_keeps_original_bytes_and_source() -> None:

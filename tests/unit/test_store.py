@@ -14,10 +14,17 @@ from streams.store import Store, open_store
 def enriched(i: int, product: str = "p1", label: str = "positive") -> dict[str, Any]:
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: 0.8}
     return {
-        "event_id": f"e{i}", "product_id": product, "text": f"review {i}", "rating": 5,
-        "user_id": None, "category": "书籍", "ts": "2026-11-28T10:00:00.000+00:00", "lang": "zh",
+        "event_id": f"e{i}",
+        "product_id": product,
+        "text": f"review {i}",
+        "rating": 5,
+        "user_id": None,
+        "category": "书籍",
+        "ts": "2026-11-28T10:00:00.000+00:00",
+        "lang": "zh",
         "sentiment": {"label": label, "score": 0.8, "probs": probs},
-        "model": {"name": "m", "version": "1"}, "processed_at": "2026-11-28T10:00:01.000+00:00",
+        "model": {"name": "m", "version": "1"},
+        "processed_at": "2026-11-28T10:00:01.000+00:00",
     }
 
 
@@ -33,7 +40,9 @@ def test_migrations_apply_once(store: Store) -> None:
 
 
 def test_redelivered_batch_counts_once(store: Store) -> None:
-    batch = [enriched(i) for i in range(10)] + [enriched(i, "p2", "negative") for i in range(10, 14)]
+    batch = [enriched(i) for i in range(10)] + [
+        enriched(i, "p2", "negative") for i in range(10, 14)
+    ]
     store.write(batch, [])
     store.write(batch[3:], [])  # Kafka re-delivers part of the batch, differently cut
     store.write(batch[:5], [])

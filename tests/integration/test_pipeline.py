@@ -1,0 +1,116 @@
+"""End to end through the real broker: enriched events, dead letters, store rows, delivery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.replay import replay
+from streams.settings import REPO_ROOT
+from tests.integration.conftest import Namespace, WorkerProcess, consume_all
+from tests.schemas import validate
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = REPO_ROOT / "deploy" / "demo" / "reviews.jsonl"
+MALFORMED = [
+    b'{"event_id": "m1", "product_id": "p", "text": ',
+    b'{"event_id": "m2", "product_id": "p", "text": "caf\xe9 latin-1 bytes"}',
+    b'{"event_id": "m3", "product_id": "p"}',
+    b'{"event_id": "m4", "product_id": "p", "text": "   "}',
+    b'{"event_id": "m5", "product_id": "p", "text": "' + b"x" * 5001 + b'"}',
+    b'{"event_id": "m6", "product_id": ["p"], "text": "wrong type"}',
+    b"null",
+]
+
+
+def real_reviews(n: int) -> list[bytes]:
+    lines = [
+        ln for ln in SAMPLE.read_bytes().splitlines() if ln.startswith(b'{"event_id": "clothing-')
+    ]
+    return lines[:n]
+
+
+def write_jsonl(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_reviews_and_poison_events(namespace: Namespace) -> None:
+    good = real_reviews(200)
+    # poison records sit between valid ones, inside the same micro-batches
+    lines = list(good)
+    for i, bad in enumerate(MALFORMED):
+        lines.insert(10 + 25 * i, bad)
+    source = write_jsonl(namespace.data_dir / "in.jsonl", lines)
+    worker = WorkerProcess(namespace)
+    try:
+        worker.wait_ready()
+        replay(source, namespace.topic("reviews"), namespace.bootstrap, progress=False)
+        worker.wait_until(lambda: worker.processed() >= len(lines), 300, "done")
+        enriched = consume_all(namespace.bootstrap, namespace.topic("reviews.enriched"), len(good))
+        dead = consume_all(namespace.bootstrap, namespace.topic("deadletter"), len(MALFORMED))
+        metrics = worker.get("/metrics")
+    finally:
+        worker.stop()
+
+    want_ids = {json.loads(ln)["event_id"] for ln in good}
+    assert len(enriched) == len(good)
+    assert {e["event_id"] for e in enriched} == want_ids
+    for event in enriched[:20]:
+        validate("review.enriched", event)
+    assert len(dead) == len(MALFORMED)
+    assert sorted(d["reason"] for d in dead) == sorted(
+        [
+            "invalid_json",
+            "invalid_utf8",
+            "missing_field",
+            "empty_text",
+            "text_too_long",
+            "wrong_type",
+            "not_an_object",
+        ]
+    )
+    for d in dead:
+        validate("deadletter", d)
+    assert sum(metrics["dead_letters"].values()) == len(MALFORMED)
+
+    store = namespace.open_store()
+    try:
+        assert store.count("reviews") == len(good)
+        assert store.event_ids("reviews") == want_ids
+    finally:
+        store.close()
+
+
+def test_sigkill_mid_replay_loses_nothing(namespace: Namespace) -> None:
+    good = real_reviews(1500)
+    source = write_jsonl(namespace.data_dir / "in.jsonl", good)
+    want_ids = {json.loads(ln)["event_id"] for ln in good}
+
+    first = WorkerProcess(namespace)
+    first.wait_ready()
+    replay(source, namespace.topic("reviews"), namespace.bootstrap, progress=False)
+    first.wait_until(lambda: first.processed() >= 300, 300, "part-way")
+    first.kill()  # SIGKILL: no shutdown, no final commit
+    killed_at = int(first.log_path.stat().st_size)  # keep the log for failures
+    assert killed_at > 0
+
+    second = WorkerProcess(namespace)
+    try:
+        second.wait_ready()
+        enriched = consume_all(
+            namespace.bootstrap, namespace.topic("reviews.enriched"), len(good), timeout_s=600
+        )
+    finally:
+        second.stop()
+
+    assert {e["event_id"] for e in enriched} == want_ids  # re-delivery may duplicate, never lose
+    store = namespace.open_store()
+    try:
+        assert store.event_ids("reviews") == want_ids
+        assert store.count("reviews") == len(good)  # each event counted once
+    finally:
+        store.close()
