@@ -101,6 +101,7 @@ def build_worker(settings: Settings) -> Worker:
         },
         deadletter=raw_topic(t.deadletter),
         backoff=Backoff(settings.store.retry_initial_s, settings.store.retry_max_s),
+        stats=stats,
     )
     kinds: tuple[tuple[Kind, str], ...] = (("review", t.reviews), ("question", t.questions))
     for kind, name in kinds:

@@ -50,6 +50,7 @@ class Stats:
 
     processed: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
+    stored: Counter[str] = field(default_factory=Counter)
 
 
 class BatchProcessor:

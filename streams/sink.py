@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from streams.errors import DeliveryError, StoreError, StoreUnavailable
-from streams.pipeline import BatchResult, Kind
+from streams.pipeline import BatchResult, Kind, Stats
 from streams.store import Store
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,10 @@ class BatchSink:
         enriched: dict[Kind, OutputTopic],
         deadletter: OutputTopic,
         backoff: Backoff,
+        stats: Stats,
     ) -> None:
         self.store = store
+        self.stats = stats
         self.executor = executor
         self.enriched = enriched
         self.deadletter = deadletter
@@ -87,6 +89,7 @@ class BatchSink:
         questions = events if kind == "question" else ()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.executor, self.store.write, reviews, questions)
+        self.stats.stored[kind] += len(events)
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
         for delay in self.backoff.delays():

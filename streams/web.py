@@ -31,6 +31,7 @@ def register_views(
             {
                 "processed": dict(stats.processed),
                 "dead_letters": dict(stats.dead_letters),
+                "stored": dict(stats.stored),
                 "delivery_retries": sink.retries,
             }
         )

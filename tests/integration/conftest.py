@@ -143,6 +143,14 @@ class WorkerProcess:
         m = self.get("/metrics")
         return int(sum(m["processed"].values()) + sum(m["dead_letters"].values()))
 
+    def stored(self) -> int:
+        return int(sum(self.get("/metrics")["stored"].values()))
+
+    def settled(self) -> bool:
+        """Every event this worker processed is in the store (no batch in flight)."""
+        m = self.get("/metrics")
+        return 0 < sum(m["processed"].values()) == sum(m["stored"].values())
+
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
