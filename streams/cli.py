@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -133,6 +134,16 @@ def demo(
     from streams.demo import run_demo
 
     run_demo(_settings(ctx), reviews=reviews, questions=questions, keep_running=keep_running)
+
+
+@main.command()
+@click.option("--events", type=int, default=3000, show_default=True)
+@click.pass_context
+def bench(ctx: click.Context, events: int) -> None:
+    """Model-only vs end-to-end (Kafka + store) throughput on the same texts, one run."""
+    from streams.bench import run_bench
+
+    click.echo(json.dumps(run_bench(_settings(ctx), events), indent=2))
 
 
 def _export_cli() -> click.Group:

@@ -8,10 +8,11 @@ this needs a source checkout, e.g. ``pip install -e .``), Java 17+ and Maven::
     ...                         # bootstrap servers: kafka.bootstrap_servers
     kafka.stop()
 
-Everything lives under ``home``: ``jars/<version>/``, ``data/`` (the KRaft log
-dir), ``server.properties``, ``log4j2.properties``, ``broker.log`` and
+Everything lives under ``home``: ``jars/<version>/`` (unless ``jars_root`` puts
+the jars elsewhere, e.g. to share them between test runs), ``data/`` (the KRaft
+log dir), ``server.properties``, ``log4j2.properties``, ``broker.log`` and
 ``broker.pid``. The broker listens on 127.0.0.1 only and outlives the Python
-process that started it until ``stop()``.
+process that started it until ``stop()``. Start-up times: deploy/kafka/README.md.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.errors import LocalKafkaError
+
 log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.4.0"
 POM = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
 
 # After bin/kafka-run-class.sh, with a heap small enough for a shared 2-core machine.
-# TieredStopAtLevel=1 (C1 JIT only) roughly halves start-up on a busy 2-core machine.
+# TieredStopAtLevel=1 (C1 JIT only) makes start-up much faster on a busy 2-core machine.
 JVM_FLAGS = (
     "-Xms256m",
     "-Xmx512m",
@@ -62,10 +65,6 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 
 _POLL_S = 0.2
 _LOG_TAIL_LINES = 40
-
-
-class LocalKafkaError(Exception):
-    """The local Kafka launcher could not fetch, format, start or stop the broker."""
 
 
 @dataclass(frozen=True)

