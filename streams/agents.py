@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from streams.pipeline import BatchProcessor, RawRecord
+from streams.pipeline import BatchProcessor, BatchResult, RawRecord
 from streams.records import Source
 from streams.settings import BatchSettings
 from streams.sink import BatchSink
@@ -44,23 +44,37 @@ def register_agent(
     executor: Executor,
     batch: BatchSettings,
 ) -> None:
-    """Attach the batch agent for ``processor.kind`` events on ``topic``."""
+    """Attach the batch agent for ``processor.kind`` events on ``topic``.
+
+    Scoring batch N+1 (CPU, in ``executor``) overlaps delivering batch N (Kafka
+    round trip, store write). At most one delivery is in flight and it is
+    awaited before the next starts, so events are acked in offset order.
+    """
+
+    async def deliver_then_ack(events: list[Any], result: BatchResult) -> None:
+        await sink.deliver(processor.kind, result)
+        for event in events:
+            event.ack()
+        log.debug(
+            "%s batch %s: %d enriched, %d dead letters acked",
+            processor.kind,
+            _raw(events[0]).source,
+            len(result.enriched),
+            len(result.dead_letters),
+        )
 
     async def score_batches(stream: Any) -> None:  # faust.Stream: StreamT lacks noack_take
         loop = asyncio.get_running_loop()
-        async for events in stream.noack_take(batch.max_size, within=batch.within_s):
-            raw = [_raw(e) for e in events]
-            result = await loop.run_in_executor(executor, processor.process, raw)
-            await sink.deliver(processor.kind, result)
-            for event in events:
-                event.ack()
-            log.debug(
-                "%s batch %s..%s: %d enriched, %d dead letters",
-                processor.kind,
-                raw[0].source,
-                raw[-1].source,
-                len(result.enriched),
-                len(result.dead_letters),
-            )
+        in_flight: asyncio.Task[None] | None = None
+        try:
+            async for events in stream.noack_take(batch.max_size, within=batch.within_s):
+                raw = [_raw(e) for e in events]
+                result = await loop.run_in_executor(executor, processor.process, raw)
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.create_task(deliver_then_ack(list(events), result))
+        finally:
+            if in_flight is not None:
+                await in_flight
 
     app.agent(topic, name=f"score_{processor.kind}s", concurrency=1)(score_batches)

@@ -18,7 +18,7 @@ from models.scorer import Scorer, load_tokenizer
 from streams.agents import register_agent
 from streams.pipeline import BatchProcessor, Kind, Stats
 from streams.settings import Settings
-from streams.sink import Backoff, BatchSink
+from streams.sink import Backoff, BatchSink, ProducerTopic
 from streams.store import Store, open_store
 from streams.topics import ensure_topics
 from streams.web import register_views
@@ -43,10 +43,11 @@ class Worker:
     store: Store
     stats: Stats
     sink: BatchSink
-    executor: ThreadPoolExecutor
+    executors: tuple[ThreadPoolExecutor, ...]
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True)
+        for executor in self.executors:
+            executor.shutdown(wait=True)
         self.store.close()
 
 
@@ -83,8 +84,10 @@ def build_worker(settings: Settings) -> Worker:
     scorer = load_scorer(settings)
     store = open_store(settings.store)
     app = create_app(settings)
-    # One thread: scoring and store writes run one at a time, in batch order.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reviewpulse")
+    # One scoring thread (onnxruntime runs its own intra-op threads) and one store
+    # thread, so the store write of one batch overlaps the scoring of the next.
+    scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
+    store_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     stats = Stats()
 
     def raw_topic(name: str) -> faust.TopicT:
@@ -94,12 +97,12 @@ def build_worker(settings: Settings) -> Worker:
 
     sink = BatchSink(
         store,
-        executor,
+        store_io,
         enriched={
-            "review": raw_topic(t.reviews_enriched),
-            "question": raw_topic(t.questions_enriched),
+            "review": ProducerTopic(app, t.reviews_enriched),
+            "question": ProducerTopic(app, t.questions_enriched),
         },
-        deadletter=raw_topic(t.deadletter),
+        deadletter=ProducerTopic(app, t.deadletter),
         backoff=Backoff(settings.store.retry_initial_s, settings.store.retry_max_s),
         stats=stats,
     )
@@ -108,6 +111,6 @@ def build_worker(settings: Settings) -> Worker:
         processor = BatchProcessor(
             kind, scorer, max_text_chars=settings.max_text_chars, stats=stats
         )
-        register_agent(app, raw_topic(name), processor, sink, executor, settings.batch)
-    register_views(app, store, stats, sink, executor)
-    return Worker(app, store, stats, sink, executor)
+        register_agent(app, raw_topic(name), processor, sink, scoring, settings.batch)
+    register_views(app, store, stats, sink, store_io)
+    return Worker(app, store, stats, sink, (scoring, store_io))

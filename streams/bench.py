@@ -90,7 +90,8 @@ def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> fl
         worker = subprocess.Popen([sys.executable, "-m", "streams", "worker"], env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
-        first = last = None
+        first: tuple[float, int] | None = None
+        last: float | None = None
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             if worker.poll() is not None:
@@ -113,7 +114,7 @@ def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> fl
         worker.terminate()
         worker.wait(60)
     started_at, already = first
-    return (len(events) - already) / (last - started_at)
+    return float(len(events) - already) / (last - started_at)
 
 
 def run_bench(settings: Settings, n: int = 3000) -> dict[str, Any]:

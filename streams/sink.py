@@ -31,6 +31,23 @@ class OutputTopic(Protocol):
     async def send(self, *, key: Any = None, value: Any = None) -> Awaitable[Any]: ...
 
 
+class ProducerTopic:
+    """Sends straight through the app's producer (no Faust ``FutureMessage`` per event).
+
+    ``send`` returns the producer's delivery future; it resolves when Kafka
+    acknowledged the record.
+    """
+
+    def __init__(self, app: Any, name: str) -> None:
+        self.app = app
+        self.name = name
+
+    async def send(self, *, key: Any = None, value: Any = None) -> Awaitable[Any]:
+        producer = await self.app.maybe_start_producer()
+        future: Awaitable[Any] = await producer.send(self.name, key, value, None, None, None)
+        return future
+
+
 class Backoff:
     """Capped exponential backoff delays: initial, 2×, 4×, … up to ``maximum``."""
 
