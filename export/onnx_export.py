@@ -339,14 +339,22 @@ def _optimize(path: Path, config: Any, family: FamilySpec) -> None:
 
     ``opt_level=0`` keeps to the portable Python fusions; onnxruntime's own
     graph optimisations still run at session creation on the target machine.
+    The EmbedLayerNormalization fusion is off: it would swallow the embedding
+    Gathers, and its quantised form int8-encodes every table, not just the
+    word table (measured on multilingual-e5-small, 300 reviews: min cosine
+    0.9877 with it, 0.9912 without, same 75 MB).
     """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions(family.ort_model_type)
+    options.enable_embed_layer_norm = False
     optimized = optimize_model(
         str(path),
         model_type=family.ort_model_type,
         num_heads=int(config.num_attention_heads),
         hidden_size=int(config.hidden_size),
+        optimization_options=options,
         opt_level=0,
     )
     fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}

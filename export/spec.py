@@ -52,7 +52,6 @@ class FamilySpec:
     ``ort_model_type``: model type for ``onnxruntime.transformers.optimizer``.
     """
 
-    model_type: str
     uses_token_type_ids: bool
     positions_after_pad_id: bool
     ffn_output_matmul: str
@@ -64,10 +63,20 @@ _BERT_FFN_OUTPUT = r"/encoder/layer\.\d+/output/dense/MatMul$"
 FAMILIES: Mapping[str, FamilySpec] = MappingProxyType(
     {
         # MiniLM checkpoints (e.g. multilingual-MiniLM-L12) are model_type "bert".
-        "bert": FamilySpec("bert", True, False, _BERT_FFN_OUTPUT),
-        "xlm-roberta": FamilySpec("xlm-roberta", True, True, _BERT_FFN_OUTPUT),
+        "bert": FamilySpec(
+            uses_token_type_ids=True,
+            positions_after_pad_id=False,
+            ffn_output_matmul=_BERT_FFN_OUTPUT,
+        ),
+        "xlm-roberta": FamilySpec(
+            uses_token_type_ids=True,
+            positions_after_pad_id=True,
+            ffn_output_matmul=_BERT_FFN_OUTPUT,
+        ),
         "distilbert": FamilySpec(
-            "distilbert", False, False, r"/transformer/layer\.\d+/ffn/lin2/MatMul$"
+            uses_token_type_ids=False,
+            positions_after_pad_id=False,
+            ffn_output_matmul=r"/transformer/layer\.\d+/ffn/lin2/MatMul$",
         ),
     }
 )

@@ -212,9 +212,11 @@ def test_optimized_int8_distilbert_keeps_ffn_output_fp32(tmp_path: Path) -> None
     assert manifest["source"]["architecture"] == "DistilBertForSequenceClassification"
     excluded = manifest["quantization"]["excluded_nodes"]
     assert sum(name.endswith("/ffn/lin2/MatMul") for name in excluded) == 2  # both layers
+    assert any(name.endswith("/position_embeddings/Gather") for name in excluded)
     graph = onnx.load(str(package / "model.onnx")).graph
-    kept = {node.name for node in graph.node if node.op_type == "MatMul"}
-    assert set(excluded) <= kept
+    fp32_nodes = {node.name for node in graph.node if node.op_type in {"MatMul", "Gather"}}
+    assert set(excluded) <= fp32_nodes
+    assert "QAttention" in {node.op_type for node in graph.node}
     assert manifest["parity"]["int8"]["label_agreement"] >= 0.99
 
 
