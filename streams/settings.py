@@ -8,6 +8,8 @@ sections and never read the environment themselves.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +50,14 @@ class ModelSettings(BaseModel):
     verify_hash: bool = True
 
 
+def parse_duration(text: str) -> timedelta:
+    """``15m`` / ``1h`` / ``7d`` → timedelta; the one spelling of windows and buckets."""
+    match = re.fullmatch(r"([1-9][0-9]{0,4})([mhd])", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 15m, 1h or 7d")
+    return timedelta(minutes=int(match[1]) * {"m": 1, "h": 60, "d": 1440}[match[2]])
+
+
 class StoreSettings(BaseModel):
     backend: Literal["chdb", "clickhouse"] = "chdb"
     path: Path = Path(".reviewpulse/chdb")
@@ -57,11 +67,28 @@ class StoreSettings(BaseModel):
     database: str = "reviewpulse"
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
+    raw_ttl_days: int = Field(30, ge=1, description="raw events, and late events still rolled up")
+    minute_ttl_days: int = Field(
+        8, ge=2, description="per-minute aggregates; windows under a day read them, twice over"
+    )
+    hour_ttl_days: int = Field(400, ge=1, description="per-hour aggregates")
+    windows: list[str] = Field(
+        ["15m", "1h", "24h", "7d"], min_length=1, description="rolling windows the API answers"
+    )
+    top_min_volume: int = Field(5, ge=1, description="reviews a product needs to rank in top-N")
 
     @model_validator(mode="after")
     def _url_selects_server(self) -> StoreSettings:
         if self.url and self.backend == "chdb":
             self.backend = "clickhouse"
+        return self
+
+    @model_validator(mode="after")
+    def _windows_fit_retention(self) -> StoreSettings:
+        # A window is compared with the one before it, so two must be retained.
+        longest = max(parse_duration(w) for w in self.windows)
+        if 2 * longest > timedelta(days=self.hour_ttl_days):
+            raise ValueError("hour_ttl_days must cover twice the longest window")
         return self
 
 

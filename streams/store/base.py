@@ -1,7 +1,9 @@
 """The store interface and the backend port it drives.
 
-:class:`Store` owns the schema (versioned, idempotent migrations), turns
-enriched events into columnar Arrow batches and runs the read queries. A
+:class:`Store` owns the schema (versioned, idempotent migrations and the
+retention from settings), turns enriched events into columnar Arrow batches,
+keeps the roll-ups in step with every write (:mod:`streams.store.rollup`) and
+answers the rolling-window queries (:mod:`streams.store.windows`). A
 :class:`Backend` only executes statements, inserts Arrow tables and returns
 rows; chdb and clickhouse-connect implement it.
 """
@@ -9,8 +11,9 @@ rows; chdb and clickhouse-connect implement it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Protocol
 
@@ -18,10 +21,20 @@ import pyarrow as pa
 
 from streams.errors import StoreError
 from streams.settings import StoreSettings
+from streams.store import windows as w
+from streams.store.rollup import (
+    BACKFILL_WRITE_ID,
+    TTLS,
+    WriteIds,
+    review_facts,
+    rollup_statements,
+)
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_TABLE = "schema_migrations"
+# The TTL clause in system.tables.engine_full, as ClickHouse formats it.
+_TTL_CLAUSE = re.compile(r" TTL (.+?)(?: SETTINGS |$)")
 
 
 class Backend(Protocol):
@@ -31,7 +44,9 @@ class Backend(Protocol):
 
     def insert_arrow(self, table: str, data: pa.Table) -> None: ...
 
-    def query(self, sql: str) -> list[dict[str, Any]]: ...
+    def query(self, sql: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Rows of ``sql``; ``params`` bind its ``{name:Type}`` placeholders server-side."""
+        ...
 
     def close(self) -> None: ...
 
@@ -129,16 +144,18 @@ def _statements(sql: str) -> list[str]:
 
 
 class Store:
-    """Writes enriched batches and answers product-health queries."""
+    """Writes enriched batches, keeps the roll-ups and answers product-health queries."""
 
-    def __init__(self, backend: Backend, database: str) -> None:
-        if not database.isidentifier():
-            raise StoreError(f"database name {database!r} must be a plain identifier")
+    def __init__(self, backend: Backend, settings: StoreSettings) -> None:
+        if not settings.database.isidentifier():
+            raise StoreError(f"database name {settings.database!r} must be a plain identifier")
         self.backend = backend
-        self.db = database
+        self.settings = settings
+        self.db = settings.database
+        self._write_ids = WriteIds()
 
     def migrate(self) -> list[int]:
-        """Apply pending migrations in order; returns the versions applied now."""
+        """Apply pending migrations in order, then retention; returns the versions applied now."""
         db = self.db
         self.backend.command(f"CREATE DATABASE IF NOT EXISTS {db}")
         self.backend.command(
@@ -156,19 +173,55 @@ class Store:
                 continue
             for statement in _statements(sql.replace("{db}", db)):
                 self.backend.command(statement)
+            if version == 2:  # roll up the reviews it backfilled into review_facts
+                self._rollup(BACKFILL_WRITE_ID)
             self.backend.command(
                 f"INSERT INTO {db}.{MIGRATIONS_TABLE} (version, name) VALUES ({version}, '{name}')"
             )
             log.info("store migration %03d %s applied", version, name)
             applied.append(version)
+        self.apply_retention()
         return applied
 
+    def apply_retention(self) -> None:
+        """Set each table's TTL from settings, altering only tables whose TTL differs.
+
+        An unchanged TTL is left alone: ``MODIFY TTL`` would re-materialize it
+        on every part at every start.
+        """
+        rows = self.backend.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+            {"db": self.db},
+        )
+        current = {r["name"]: _TTL_CLAUSE.search(r["engine_full"]) for r in rows}
+        for table, (expr, field) in TTLS.items():
+            want = expr.format(days=int(getattr(self.settings, field)))
+            found = current.get(table)
+            if found is None or found[1] != want:
+                self.backend.command(f"ALTER TABLE {self.db}.{table} MODIFY TTL {want}")
+                log.info("store retention of %s: %s", table, want)
+
     def write(self, reviews: Sequence[dict[str, Any]], questions: Sequence[dict[str, Any]]) -> None:
-        """Insert one batch of enriched events (columnar, one insert per table)."""
+        """Insert one batch of enriched events (columnar) and re-roll what its reviews touch."""
         if reviews:
-            self.backend.insert_arrow(f"{self.db}.reviews", reviews_to_arrow(reviews))
+            self.insert_reviews(reviews_to_arrow(reviews))
         if questions:
             self.backend.insert_arrow(f"{self.db}.questions", questions_to_arrow(questions))
+
+    def insert_reviews(self, reviews: pa.Table) -> None:
+        """Insert a ``REVIEW_SCHEMA`` batch, then re-roll every aggregate key it touched.
+
+        Safe to repeat: a failure anywhere leaves the batch to be written
+        again, and writing it again yields the same aggregates.
+        """
+        self.backend.insert_arrow(f"{self.db}.reviews", reviews)
+        write_id = self._write_ids.next()
+        self.backend.insert_arrow(f"{self.db}.review_facts", review_facts(reviews, write_id))
+        self._rollup(write_id)
+
+    def _rollup(self, write_id: int) -> None:
+        for statement in rollup_statements(self.db, write_id):
+            self.backend.command(statement)
 
     def event_ids(self, table: str) -> set[str]:
         """Distinct event ids stored in ``reviews`` or ``questions``."""
@@ -185,24 +238,102 @@ class Store:
         return int(rows[0]["n"])
 
     def product_health(self, limit: int = 10) -> list[dict[str, Any]]:
-        """Per product: volume, label shares, mean P(positive) − P(negative), mean rating.
+        """All retained hours, per product: volume, label shares, mean score, mean rating.
 
         Sorted by negative share (then volume), the products that need attention first.
         """
         sql = f"""
             SELECT product_id,
-                   count() AS volume,
-                   countIf(label = 'negative') / volume AS negative,
-                   countIf(label = 'neutral') / volume AS neutral,
-                   countIf(label = 'positive') / volume AS positive,
-                   avg(p_positive - p_negative) AS mean_score,
-                   avgIf(rating, rating > 0) AS mean_rating
-            FROM {self.db}.reviews FINAL
+                   sum(n) AS volume,
+                   sum(n_negative) / volume AS negative,
+                   sum(n_neutral) / volume AS neutral,
+                   sum(n_positive) / volume AS positive,
+                   toFloat64(sum(sentiment_sum)) / volume AS mean_score,
+                   if(sum(rating_n) > 0, sum(rating_sum) / sum(rating_n), NULL) AS mean_rating
+            FROM {self.db}.product_hour FINAL
             GROUP BY product_id
             ORDER BY negative DESC, volume DESC, product_id
             LIMIT {int(limit)}
         """
         return self.backend.query(sql)
+
+    def products(
+        self,
+        window: str,
+        limit: int = 10,
+        min_volume: int | None = None,
+        now: datetime | None = None,
+    ) -> list[w.ProductWindow]:
+        """Top ``limit`` products by negative share over ``window`` (then volume).
+
+        Only products with at least ``min_volume`` reviews in the window rank
+        (default: settings.top_min_volume). ValueError for a window not configured.
+        """
+        volume = self.settings.top_min_volume if min_volume is None else int(min_volume)
+        rows, s = self._window_pairs(
+            "product", window, now, having=f"cur_n >= {max(volume, 1)}", limit=limit
+        )
+        return [
+            w.ProductWindow(product_id=str(r["key"]), **w.key_window(r, window, s)) for r in rows
+        ]
+
+    def categories(
+        self, window: str, limit: int = 10, now: datetime | None = None
+    ) -> list[w.CategoryWindow]:
+        """Categories with reviews in ``window``, by negative share (then volume)."""
+        rows, s = self._window_pairs("category", window, now, having="cur_n > 0", limit=limit)
+        return [
+            w.CategoryWindow(category=str(r["key"]), **w.key_window(r, window, s)) for r in rows
+        ]
+
+    def product(
+        self, product_id: str, window: str, now: datetime | None = None
+    ) -> w.ProductWindow | None:
+        """One product over ``window`` and the window before; None if it has no reviews at all."""
+        params = {"product_id": product_id}
+        where = "product_id = {product_id:String}"
+        rows, s = self._window_pairs("product", window, now, where=where, params=params)
+        if not rows:
+            known = self.backend.query(
+                f"SELECT 1 AS known FROM {self.db}.reviews WHERE {where} LIMIT 1", params
+            )
+            if not known:
+                return None
+        row = rows[0] if rows else w.empty_row()
+        return w.ProductWindow(product_id=product_id, **w.key_window(row, window, s))
+
+    def _window_pairs(
+        self,
+        kind: str,
+        window: str,
+        now: datetime | None,
+        *,
+        where: str = "1",
+        having: str = "1",
+        limit: int = 1,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], w.Span]:
+        s = w.span(w.check_window(window, self.settings.windows), now or datetime.now(UTC))
+        sql = w.window_pair_sql(self.db, kind, s, where, having, limit)
+        return self.backend.query(sql, params), s
+
+    def series(
+        self,
+        product_id: str,
+        window: str,
+        bucket: str | None = None,
+        now: datetime | None = None,
+    ) -> list[w.SeriesPoint]:
+        """One point per ``bucket`` of ``window``, empty buckets included (for charts).
+
+        The default bucket is a minute for windows up to an hour, an hour
+        beyond; buckets of whole hours read the per-hour table.
+        """
+        length = w.check_window(window, self.settings.windows)
+        step = w.check_bucket(bucket or ("1m" if length <= timedelta(hours=1) else "1h"), length)
+        s = w.span(length, now or datetime.now(UTC), step)
+        rows = self.backend.query(w.series_sql(self.db, s), {"product_id": product_id})
+        return w.series_points(rows, s)
 
     def close(self) -> None:
         self.backend.close()
@@ -223,6 +354,6 @@ def open_store(settings: StoreSettings) -> Store:
         from streams.store.embedded import ChdbBackend
 
         backend = ChdbBackend(settings.path)
-    store = Store(backend, settings.database)
+    store = Store(backend, settings)
     store.migrate()
     return store

@@ -7,7 +7,9 @@ it also answers the dashboard's queries. Inserts go through chdb's
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,11 @@ import orjson
 import pyarrow as pa
 
 from streams.errors import StoreError, StoreUnavailable
+
+
+def _escaped(params: Mapping[str, str]) -> dict[str, str]:
+    """Query parameters in ClickHouse's escaped text form, as chdb (like HTTP) expects them."""
+    return {k: re.sub(r"([\\\t\n\r'`])", r"\\\1", v) for k, v in params.items()}
 
 
 class ChdbBackend:
@@ -29,10 +36,10 @@ class ChdbBackend:
         self._lock = threading.Lock()  # one statement at a time per session
         self.path = path
 
-    def _run(self, sql: str, fmt: str = "CSV") -> Any:
+    def _run(self, sql: str, fmt: str = "CSV", params: Mapping[str, str] | None = None) -> Any:
         with self._lock:
             try:
-                return self._session.query(sql, fmt)
+                return self._session.query(sql, fmt, params=_escaped(params or {}))
             except Exception as exc:
                 raise StoreError(f"chdb: {exc}") from exc
 
@@ -51,8 +58,8 @@ class ChdbBackend:
                 raise StoreError(f"chdb insert into {table}: {exc}") from exc
         del batch
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        result = self._run(sql, "JSONEachRow")
+    def query(self, sql: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        result = self._run(sql, "JSONEachRow", params)
         text = result.bytes() if hasattr(result, "bytes") else bytes(str(result), "utf-8")
         return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 

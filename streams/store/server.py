@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -43,9 +44,9 @@ class ServerBackend:
         except Exception as exc:
             raise self._guard(f"insert into {table}", exc) from exc
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         try:
-            result = self._client.query(sql)
+            result = self._client.query(sql, parameters=dict(params or {}))
         except Exception as exc:
             raise self._guard("query", exc) from exc
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

@@ -1,36 +1,52 @@
-"""The chdb store: migrations are idempotent and re-delivered batches count once."""
+"""The store on both backends: migrations, retention, re-delivered batches count once.
+
+Every test here runs on chdb and on the server backend (clickhouse-connect
+against a chdb-backed ClickHouse HTTP endpoint), see ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from streams.errors import StoreError
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
 
 
-def enriched(i: int, product: str = "p1", label: str = "positive") -> dict[str, Any]:
-    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: 0.8}
+def enriched(
+    i: int,
+    product: str = "p1",
+    label: str = "positive",
+    *,
+    ts: str = "2026-11-28T10:00:00.000+00:00",
+    category: str | None = "书籍",
+    rating: int | None = 5,
+    processed_at: str = "2026-11-28T10:00:01.000+00:00",
+) -> dict[str, Any]:
+    """An enriched review as the pipeline emits it; P(label) varies with ``i``."""
+    top = 0.6 + (i % 5) * 0.05
+    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: top}
     return {
         "event_id": f"e{i}",
         "product_id": product,
         "text": f"review {i}",
-        "rating": 5,
+        "rating": rating,
         "user_id": None,
-        "category": "书籍",
-        "ts": "2026-11-28T10:00:00.000+00:00",
+        "category": category,
+        "ts": ts,
         "lang": "zh",
-        "sentiment": {"label": label, "score": 0.8, "probs": probs},
+        "sentiment": {"label": label, "score": top, "probs": probs},
         "model": {"name": "m", "version": "1"},
-        "processed_at": "2026-11-28T10:00:01.000+00:00",
+        "processed_at": processed_at,
     }
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    s = open_store(StoreSettings(path=tmp_path / "chdb", database="rp_test"))
+def store(store_settings: StoreSettings) -> Iterator[Store]:
+    s = open_store(store_settings)
     yield s
     s.close()
 
@@ -53,11 +69,58 @@ def test_redelivered_batch_counts_once(store: Store) -> None:
     assert store.event_ids("reviews") == {f"e{i}" for i in range(14)}
 
 
-def test_data_survives_reopen(tmp_path: Path) -> None:
-    settings = StoreSettings(path=tmp_path / "chdb", database="rp_test")
-    first = open_store(settings)
+def test_data_survives_reopen(store_settings: StoreSettings) -> None:
+    first = open_store(store_settings)
     first.write([enriched(1)], [])
     first.close()
-    second = open_store(settings)
+    second = open_store(store_settings)
     assert second.count("reviews") == 1
+    assert second.product_health()[0]["volume"] == 1
     second.close()
+
+
+def ttls(store: Store) -> dict[str, str]:
+    rows = store.backend.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+        {"db": store.db},
+    )
+    return {
+        r["name"]: r["engine_full"].split(" TTL ")[1].split(" SETTINGS ")[0]
+        for r in rows
+        if " TTL " in r["engine_full"]
+    }
+
+
+def test_retention_follows_settings(
+    store_settings: StoreSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(store_settings)
+    assert ttls(store) == {
+        "reviews": "toDateTime(ts) + toIntervalDay(30)",
+        "questions": "toDateTime(ts) + toIntervalDay(30)",
+        "review_facts": "minute + toIntervalDay(30)",
+        "product_minute": "minute + toIntervalDay(8)",
+        "category_minute": "minute + toIntervalDay(8)",
+        "product_hour": "hour + toIntervalDay(400)",
+        "category_hour": "hour + toIntervalDay(400)",
+    }
+    store.close()
+
+    changed = store_settings.model_copy(update={"raw_ttl_days": 3, "hour_ttl_days": 60})
+    store = open_store(changed)
+    found = ttls(store)
+    assert found["reviews"] == "toDateTime(ts) + toIntervalDay(3)"
+    assert found["review_facts"] == "minute + toIntervalDay(3)"
+    assert found["product_hour"] == "hour + toIntervalDay(60)"
+    assert found["product_minute"] == "minute + toIntervalDay(8)"
+
+    statements: list[str] = []
+    monkeypatch.setattr(store.backend, "command", statements.append)
+    assert store.migrate() == []
+    assert not [s for s in statements if "TTL" in s]  # unchanged settings alter nothing
+    store.close()
+
+
+def test_bad_sql_is_a_store_error_with_clickhouse_message(store: Store) -> None:
+    with pytest.raises(StoreError, match=r"UNKNOWN_IDENTIFIER|Unknown expression"):
+        store.backend.query("SELECT no_such_column FROM system.one")
