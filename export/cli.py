@@ -32,7 +32,9 @@ def export() -> None:
 @click.option("--train-layers", type=int, default=4, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=160, show_default=True)
-@click.option("--max-steps", type=int, default=None, help="stop after N steps (smoke runs)")
+@click.option("--max-steps", type=int, default=None, help="stop after N steps")
+@click.option("--lr-layers", type=float, default=1e-4, show_default=True)
+@click.option("--lr-head", type=float, default=1e-3, show_default=True)
 @click.option("--zh-limit", type=int, default=None, help="stratified subset of the Chinese rows")
 @click.option("--en-positive-limit", type=int, default=None, help="cap on English 4-5 star rows")
 def finetune_cmd(
@@ -45,6 +47,8 @@ def finetune_cmd(
     batch_size: int,
     max_length: int,
     max_steps: int | None,
+    lr_layers: float,
+    lr_head: float,
     zh_limit: int | None,
     en_positive_limit: int | None,
 ) -> None:
@@ -60,6 +64,8 @@ def finetune_cmd(
         batch_size=batch_size,
         max_length=max_length,
         max_steps=max_steps,
+        lr_layers=lr_layers,
+        lr_head=lr_head,
     )
     report = finetune(base, out, examples, config)
     report["data"] = {

@@ -151,6 +151,27 @@ def bench_pipeline(ctx: click.Context, events: int) -> None:
     click.echo(json.dumps(run_bench(_settings(ctx.find_root()), events), indent=2))
 
 
+@bench.command("store")
+@click.option("--rows", type=int, default=1_000_000, show_default=True)
+@click.option("--batch", type=int, default=50_000, show_default=True)
+@click.option(
+    "--path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="chdb directory (default: a fresh one under the data dir)",
+)
+@click.pass_context
+def bench_store(ctx: click.Context, rows: int, batch: int, path: Path | None) -> None:
+    """Columnar insert throughput into chdb (roll-ups included) and top-N query latency."""
+    import time
+
+    from streams.store.bench import run_store_bench
+
+    settings = _settings(ctx.find_root())
+    path = path or settings.data_dir / "bench" / f"store-{time.strftime('%Y%m%d-%H%M%S')}"
+    click.echo(json.dumps(run_store_bench(path, rows=rows, batch=batch), indent=2))
+
+
 def _export_cli() -> click.Group:
     try:
         from export.cli import export

@@ -31,7 +31,6 @@ class TopicSettings(BaseModel):
 
 class KafkaSettings(BaseModel):
     bootstrap: str = "127.0.0.1:9092"
-    group_id: str = "reviewpulse"
     producer_request_timeout_s: float = Field(30.0, gt=0)
     max_poll_records: int = Field(500, ge=1)
     topics: TopicSettings = TopicSettings()

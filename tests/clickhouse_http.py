@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import uuid
@@ -75,6 +76,7 @@ class ChdbHTTPServer:
         self.session = session.Session(str(path))
         self.lock = threading.Lock()  # one statement (with its SET/USE) at a time
         self.applied: dict[str, str] = {}  # settings and database now in effect
+        self.outage = False  # True: drop every connection unanswered, as a dead server would
         self.spool = Path(tempfile.mkdtemp(prefix="chdb-http-"))
         self.timezone = self.session.query("SELECT timezone()", "TSV").bytes().decode().strip()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -167,6 +169,10 @@ def _handler(server: ChdbHTTPServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             url = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if server.outage:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if url.path == "/ping":
                 self._reply(200, b"Ok.\n", {})
                 return

@@ -122,8 +122,11 @@ class WorkerProcess:
 
     def get(self, path: str) -> Any:
         url = f"http://127.0.0.1:{self.ns.web_port}{path}"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return orjson.loads(response.read())
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:  # /readyz answers 503 with a JSON body
+            return orjson.loads(exc.read())
 
     def wait_ready(self, timeout_s: float = 120) -> None:
         self.wait_until(lambda: bool(self.get("/readyz")["ready"]), timeout_s, "ready")
