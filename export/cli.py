@@ -121,13 +121,24 @@ def base_cmd(out: Path, no_prune: bool, report: Path | None, data: Path) -> None
 @click.option("--int8/--fp32", default=True, show_default=True)
 @click.option("--optimize", is_flag=True, help="onnxruntime transformer graph fusions")
 @click.option(
+    "--ffn-fp16",
+    is_flag=True,
+    help="int8: keep the FFN output MatMuls in fp32 math, stored as fp16",
+)
+@click.option(
     "--data",
     type=DATA,
     default=Path("../shared/data"),
     show_default=True,
     help="validation texts for the parity check come from here",
 )
-@click.option("--validation", type=int, default=400, show_default=True)
+@click.option(
+    "--validation",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="dev texts (half zh, half en) for the parity checks",
+)
 def package_cmd(
     checkpoint: Path,
     out: Path,
@@ -138,6 +149,7 @@ def package_cmd(
     max_length: int,
     int8: bool,
     optimize: bool,
+    ffn_fp16: bool,
     data: Path,
     validation: int,
 ) -> None:
@@ -146,8 +158,9 @@ def package_cmd(
     from export.onnx_export import export_package
 
     half = validation // 2
-    texts = [e.text for e in zh_shopping(data, "dev")[::97][:half]]
-    texts += [e.text for e in en_reviews(data, "heldout")[::11][:half]]
+    zh = [e.text for e in zh_shopping(data, "dev")]
+    en = [e.text for e in en_reviews(data, "heldout")]
+    texts = zh[:: max(1, len(zh) // half)][:half] + en[:: max(1, len(en) // half)][:half]
     training_file = checkpoint / "training.json"
     training = json.loads(training_file.read_text()) if training_file.is_file() else {}
     export_package(
@@ -159,6 +172,7 @@ def package_cmd(
         text_prefix=prefix,
         max_length=max_length,
         quantize=int8,
+        keep_fp32_ffn_output=ffn_fp16,
         optimize=optimize,
         training=training,
         validation_texts=texts,
@@ -196,3 +210,31 @@ def bench_cmd(
     from export.bench import run_model_bench
 
     click.echo(json.dumps(run_model_bench(package, fp32, checkpoint, data, n=texts), indent=2))
+
+
+@export.command("prune-vocab")
+@click.argument("checkpoint", type=DATA)
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+def prune_vocab_cmd(checkpoint: Path, out: Path, data: Path) -> None:
+    """Drop multi-character Latin-extended and kana pieces (see export/vocab.py)."""
+    import csv
+
+    from export.vocab import prune_checkpoint, same_tokens_share
+
+    counts = prune_checkpoint(checkpoint, out)
+    with (data / "bitext_customer_support_intents.csv").open(encoding="utf-8") as fh:
+        questions = ["query: " + r["utterance"] for r in csv.DictReader(fh)]
+    with (data / "en_amazon_alexa_reviews.csv").open(encoding="utf-8") as fh:
+        alexa = ["passage: " + r["review"] for r in csv.DictReader(fh)]
+    report = {
+        **counts,
+        "unseen_identical_tokens": {
+            name: round(
+                same_tokens_share(checkpoint / "tokenizer.json", out / "tokenizer.json", texts), 5
+            )
+            for name, texts in (("bitext_questions", questions), ("alexa_reviews", alexa))
+        },
+    }
+    (out / "vocab_prune.json").write_text(json.dumps(report, indent=2))
+    click.echo(json.dumps(report))

@@ -218,6 +218,11 @@ def test_optimized_int8_distilbert_keeps_ffn_output_fp32(tmp_path: Path) -> None
     assert set(excluded) <= fp32_nodes
     assert "QAttention" in {node.op_type for node in graph.node}
     assert manifest["parity"]["int8"]["label_agreement"] >= 0.99
+    # the kept FFN output weights are stored as fp16 and cast back to fp32 at load
+    stored = manifest["quantization"]["fp16_stored_weights"]
+    assert len(stored) == 2
+    casts = {node.name for node in graph.node if node.op_type == "Cast"}
+    assert {f"{name}/CastWeight" for name in stored} <= casts
 
 
 def test_optimized_xlm_roberta_embedding_export(tmp_path: Path) -> None:
