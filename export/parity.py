@@ -48,6 +48,7 @@ from export.spec import (
     TASK_CLASSIFICATION,
     TOKENIZER_FILE,
 )
+from models.package import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -166,15 +167,6 @@ def read_texts(path: Path) -> list[str]:
             )
         texts.append(text)
     return texts
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 FloatArray = npt.NDArray[np.float32]

@@ -27,6 +27,7 @@ from export.e5_base import (
     dequantize_q4,
     piece_kept,
 )
+from models.package import sha256_file
 
 # zh/en review-like strings, plus the characters the engine treats specially
 PARITY_TEXTS = [
@@ -209,7 +210,7 @@ def test_build_base_writes_checkpoint(built_base: Path) -> None:
     assert manifest["vocab"]["size"] == config["vocab_size"]
     assert manifest["vocab"]["pruned"] is True
     for name, digest in manifest["files"].items():
-        assert e5_base._sha256_file(built_base / name) == digest
+        assert sha256_file(built_base / name) == digest
     tok = Tokenizer.from_file(str(built_base / "tokenizer.json"))
     assert tok.get_vocab_size() == config["vocab_size"]
 
