@@ -75,20 +75,26 @@ def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> fl
     replay(source, topic, settings.kafka.bootstrap, progress=False)  # pre-load the topic
 
     env = dict(os.environ)
-    env.update({
-        "REVIEWPULSE_APP_ID": f"bench-{run}",
-        "REVIEWPULSE_KAFKA__TOPICS__REVIEWS": topic,
-        "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS": f"bench-{run}.questions",
-        "REVIEWPULSE_KAFKA__TOPICS__REVIEWS_ENRICHED": f"bench-{run}.reviews.enriched",
-        "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS_ENRICHED": f"bench-{run}.questions.enriched",
-        "REVIEWPULSE_KAFKA__TOPICS__DEADLETTER": f"bench-{run}.deadletter",
-        "REVIEWPULSE_STORE__PATH": str(data_dir / "chdb"),
-        "REVIEWPULSE_DATA_DIR": str(data_dir),
-    })
+    env.update(
+        {
+            "REVIEWPULSE_APP_ID": f"bench-{run}",
+            "REVIEWPULSE_KAFKA__TOPICS__REVIEWS": topic,
+            "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS": f"bench-{run}.questions",
+            "REVIEWPULSE_KAFKA__TOPICS__REVIEWS_ENRICHED": f"bench-{run}.reviews.enriched",
+            "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS_ENRICHED": f"bench-{run}.questions.enriched",
+            "REVIEWPULSE_KAFKA__TOPICS__DEADLETTER": f"bench-{run}.deadletter",
+            "REVIEWPULSE_STORE__PATH": str(data_dir / "chdb"),
+            "REVIEWPULSE_DATA_DIR": str(data_dir),
+        }
+    )
     port = settings.web.port
     with (data_dir / "worker.log").open("wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         first: tuple[float, int] | None = None
         last: float | None = None
