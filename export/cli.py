@@ -37,6 +37,7 @@ def export() -> None:
 @click.option("--lr-head", type=float, default=1e-3, show_default=True)
 @click.option("--zh-limit", type=int, default=None, help="stratified subset of the Chinese rows")
 @click.option("--en-positive-limit", type=int, default=None, help="cap on English 4-5 star rows")
+@click.option("--zh-only", is_flag=True, help="train on the Chinese rows only")
 def finetune_cmd(
     base: Path,
     out: Path,
@@ -51,12 +52,15 @@ def finetune_cmd(
     lr_head: float,
     zh_limit: int | None,
     en_positive_limit: int | None,
+    zh_only: bool,
 ) -> None:
     """Train the negative/neutral/positive head on shared/data (seeded)."""
     from export.data import training_set
     from export.finetune import FinetuneConfig, finetune
 
     examples = training_set(data, zh_limit=zh_limit, en_positive_limit=en_positive_limit, seed=seed)
+    if zh_only:
+        examples = [e for e in examples if e.source == "zh_shopping"]
     config = FinetuneConfig(
         seed=seed,
         epochs=epochs,
@@ -72,6 +76,7 @@ def finetune_cmd(
         "dir": str(data),
         "zh_limit": zh_limit,
         "en_positive_limit": en_positive_limit,
+        "zh_only": zh_only,
     }
     (out / "training.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     click.echo(json.dumps({k: report[k] for k in ("steps", "train_seconds", "loss_last_50")}))
