@@ -79,6 +79,7 @@ def export_package(
     optimize: bool = False,
     training: dict[str, Any] | None = None,
     validation_texts: list[str] | None = None,
+    int8_label_agreement_min: float = 0.99,
 ) -> Path:
     """Export ``checkpoint`` as a verified model package in ``out_dir``; return ``out_dir``.
 
@@ -95,7 +96,13 @@ def export_package(
         raise ExportError("keep_fp32_ffn_output only applies to a quantised export")
     _check_out_dir(out_dir)
     config = AutoConfig.from_pretrained(checkpoint)
-    spec = ExportSpec(task=task, family=family_for(config.model_type))
+    if not 0 < int8_label_agreement_min <= 1:
+        raise ExportError("int8_label_agreement_min must be in (0, 1]")
+    spec = ExportSpec(
+        task=task,
+        family=family_for(config.model_type),
+        int8_label_agreement_min=int8_label_agreement_min,
+    )
     _check_max_length(config, spec.family, max_length)
     build = _Build(
         checkpoint,
