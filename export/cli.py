@@ -131,11 +131,26 @@ def base_cmd(out: Path, no_prune: bool, report: Path | None, data: Path) -> None
     help="int8: keep the FFN output MatMuls in fp32 math, stored as fp16",
 )
 @click.option(
+    "--smooth-ffn",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    metavar="ALPHA",
+    help="int8: SmoothQuant the FFN output MatMuls (alpha, e.g. 0.75) with training-set "
+    "calibration texts, so they quantise too",
+)
+@click.option(
+    "--calibration",
+    type=int,
+    default=512,
+    show_default=True,
+    help="training texts for --smooth-ffn calibration",
+)
+@click.option(
     "--data",
     type=DATA,
     default=Path("../shared/data"),
     show_default=True,
-    help="validation texts for the parity check come from here",
+    help="validation (dev) and calibration (train) texts come from here",
 )
 @click.option(
     "--validation",
@@ -155,11 +170,13 @@ def package_cmd(
     int8: bool,
     optimize: bool,
     ffn_fp16: bool,
+    smooth_ffn: float | None,
+    calibration: int,
     data: Path,
     validation: int,
 ) -> None:
     """Export CHECKPOINT to an ONNX model package in OUT, with parity proven."""
-    from export.data import en_reviews, zh_shopping
+    from export.data import calibration_texts, en_reviews, zh_shopping
     from export.onnx_export import export_package
 
     half = validation // 2
@@ -179,6 +196,8 @@ def package_cmd(
         quantize=int8,
         keep_fp32_ffn_output=ffn_fp16,
         optimize=optimize,
+        smooth_ffn_output=smooth_ffn,
+        calibration_texts=calibration_texts(data, calibration) if smooth_ffn else None,
         training=training,
         validation_texts=texts,
     )

@@ -97,3 +97,9 @@ def training_set(
         keep = set(map(id, rng.sample(positives, en_positive_limit)))
         en = [e for e in en if e.label != 2 or id(e) in keep]
     return zh + en
+
+
+def calibration_texts(data_dir: Path, n: int, *, seed: int = 0) -> list[str]:
+    """``n`` training texts (zh and en in their training-set proportions), never dev texts."""
+    examples = training_set(data_dir)
+    return [e.text for e in random.Random(seed).sample(examples, min(n, len(examples)))]

@@ -15,10 +15,12 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import onnxruntime
 import torch
@@ -28,6 +30,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from export.errors import ExportError
 from export.parity import DEFAULT_VALIDATION_TEXTS, run_parity
+from export.smoothing import smooth_matmul_inputs
 from export.spec import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -62,6 +65,8 @@ class _Build:
     per_channel: bool
     keep_fp32_ffn_output: bool
     optimize: bool
+    smooth_alpha: float | None
+    calibration_texts: list[str]
 
 
 def export_package(
@@ -77,6 +82,8 @@ def export_package(
     per_channel: bool = True,
     keep_fp32_ffn_output: bool = False,
     optimize: bool = False,
+    smooth_ffn_output: float | None = None,
+    calibration_texts: list[str] | None = None,
     training: dict[str, Any] | None = None,
     validation_texts: list[str] | None = None,
     int8_label_agreement_min: float = 0.99,
@@ -86,7 +93,10 @@ def export_package(
     ``task`` is "sequence-classification" (outputs logits and embedding) or
     "embedding". ``optimize`` runs onnxruntime's transformer fusions;
     ``quantize`` applies dynamic int8 quantisation (``per_channel`` weights,
-    optionally keeping the FFN output MatMuls fp32). Parity against the
+    optionally keeping the FFN output MatMuls fp32). ``smooth_ffn_output``
+    (alpha in (0, 1)) instead smooths the FFN output MatMuls' inputs with
+    statistics from ``calibration_texts`` (see ``export.smoothing``) so they
+    quantise to int8 too. Parity against the
     PyTorch checkpoint is checked on ``validation_texts`` (a small built-in
     zh+en sample if None) in a fresh process; failure raises ParityError and
     leaves ``out_dir`` untouched.
@@ -94,6 +104,11 @@ def export_package(
     started = time.monotonic()
     if keep_fp32_ffn_output and not quantize:
         raise ExportError("keep_fp32_ffn_output only applies to a quantised export")
+    if smooth_ffn_output is not None:
+        if not quantize or keep_fp32_ffn_output:
+            raise ExportError("smooth_ffn_output needs a quantised export without fp32 FFN output")
+        if not calibration_texts:
+            raise ExportError("smooth_ffn_output needs calibration_texts")
     _check_out_dir(out_dir)
     config = AutoConfig.from_pretrained(checkpoint)
     if not 0 < int8_label_agreement_min <= 1:
@@ -113,6 +128,8 @@ def export_package(
         per_channel,
         keep_fp32_ffn_output,
         optimize,
+        smooth_ffn_output,
+        list(calibration_texts or []),
     )
     manifest = _base_manifest(checkpoint, config, spec, name, version, text_prefix, max_length)
     manifest["training"] = dict(training or {})
@@ -144,6 +161,7 @@ def _build_verified(build: _Build, staging: Path, manifest: dict[str, Any]) -> P
     tokenizer = _package_tokenizer(build.checkpoint, manifest["max_length"])
     tokenizer.save(str(fp32_dir / TOKENIZER_FILE))
     manifest["source"]["architecture"] = _export_onnx(build, tokenizer, fp32_dir / MODEL_FILE)
+    smoothed = _smooth(build, tokenizer, fp32_dir / MODEL_FILE, manifest["text_prefix"])
     manifest["optimized"] = build.optimize
     if build.optimize:
         _optimize(fp32_dir / MODEL_FILE, build.config, build.spec.family)
@@ -155,6 +173,12 @@ def _build_verified(build: _Build, staging: Path, manifest: dict[str, Any]) -> P
     int8_dir.mkdir()
     shutil.copyfile(fp32_dir / TOKENIZER_FILE, int8_dir / TOKENIZER_FILE)
     manifest["quantization"] = _quantize(fp32_dir / MODEL_FILE, int8_dir / MODEL_FILE, build)
+    if smoothed:
+        manifest["quantization"]["smoothing"] = {
+            "alpha": build.smooth_alpha,
+            "calibration_texts": len(build.calibration_texts),
+            "nodes": smoothed,
+        }
     _write_manifest(int8_dir, manifest)
     fp32_parity, int8_parity = run_parity([fp32_dir, int8_dir], build.checkpoint, build.texts)
     manifest["parity"] = {"fp32": fp32_parity, "int8": int8_parity}
@@ -368,6 +392,37 @@ def _optimize(path: Path, config: Any, family: FamilySpec) -> None:
     fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
     logger.info("onnxruntime transformer optimizer fused: %s", fused)
     optimized.save_model_to_file(str(path))
+
+
+def _smooth(build: _Build, tokenizer: Tokenizer, path: Path, prefix: str) -> list[str]:
+    """SmoothQuant the FFN output MatMuls of the fp32 graph in place, if asked.
+
+    Done before parity, so the fp32 check also proves the rewrite exact.
+    """
+    if build.smooth_alpha is None:
+        return []
+    texts = sorted(build.calibration_texts, key=len)  # similar lengths: little padding
+
+    def feeds() -> Iterator[dict[str, Any]]:
+        for start in range(0, len(texts), 32):
+            encodings = tokenizer.encode_batch([prefix + t for t in texts[start : start + 32]])
+            yield {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            }
+
+    started = time.monotonic()
+    nodes = smooth_matmul_inputs(
+        path, build.spec.family.ffn_output_matmul, feeds(), build.smooth_alpha
+    )
+    logger.info(
+        "smoothed %d FFN output MatMuls (alpha %s, %d calibration texts) in %.1f s",
+        len(nodes),
+        build.smooth_alpha,
+        len(texts),
+        time.monotonic() - started,
+    )
+    return nodes
 
 
 def _quantize(source: Path, target: Path, build: _Build) -> dict[str, Any]:

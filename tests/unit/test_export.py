@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 from export.errors import ExportError, ParityError, UnsupportedModelError
 from export.onnx_export import export_package
 from export.parity import read_texts, run_parity, write_texts
+from export.smoothing import activation_ranges, smooth_matmul_inputs
 from export.spec import TASK_CLASSIFICATION, TASK_EMBEDDING, ExportSpec, family_for
 from export.tiny import SENTIMENT_LABELS, build_tiny_checkpoint, sample_texts
 from models.package import sha256_file
@@ -231,6 +232,66 @@ def test_optimized_int8_distilbert_keeps_ffn_output_fp32(tmp_path: Path) -> None
     assert {f"{name}/CastWeight" for name in stored} <= casts
 
 
+def test_smoothed_int8_export_quantises_the_ffn_output_too(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    package = export_package(
+        checkpoint,
+        tmp_path / "smoothed",
+        task=TASK_CLASSIFICATION,
+        name="tiny-smoothed",
+        version="0.0.1",
+        max_length=MAX_LENGTH,
+        quantize=True,
+        smooth_ffn_output=0.75,
+        calibration_texts=sample_texts()[1::4],  # disjoint from VALIDATION
+        validation_texts=VALIDATION,
+        int8_label_agreement_min=0.9,  # tiny model, see the int8 test above
+    )
+    manifest = _manifest(package)
+    smoothing = manifest["quantization"]["smoothing"]
+    assert smoothing["alpha"] == 0.75
+    assert smoothing["calibration_texts"] == len(sample_texts()[1::4])
+    assert len(smoothing["nodes"]) == 2  # one FFN output per layer
+    assert not any("/output/dense/" in name for name in manifest["quantization"]["excluded_nodes"])
+    # the rewrite is exact in fp32: the fp32 stage passed parity with the same atol
+    assert manifest["parity"]["fp32"]["logits_max_abs_diff"] <= manifest["tolerance"]["atol"]
+    graph = onnx.load(str(package / "model.onnx")).graph
+    ops = {node.name: node.op_type for node in graph.node}
+    assert all(ops[f"{name}/Smooth"] == "Mul" for name in smoothing["nodes"])
+    float_matmuls = {name for name, op in ops.items() if op == "MatMul"}
+    assert not float_matmuls & set(smoothing["nodes"])  # quantised, not kept fp32
+
+
+def test_smoothing_is_exact_and_narrows_the_outlier_channels(
+    fp32_package: Path, tmp_path: Path
+) -> None:
+    copy = Path(shutil.copytree(fp32_package, tmp_path / "copy"))
+    model_path = copy / "model.onnx"
+    feeds = [_encode(copy, sample_texts()[i : i + 8]) for i in range(0, 32, 8)]
+    before = [_session(copy).run(None, feed) for feed in feeds]
+    pattern = family_for("bert").ffn_output_matmul
+    original = onnx.load(str(model_path))
+    inputs = {n.name: n.input[0] for n in original.graph.node if n.name.endswith("dense/MatMul")}
+    nodes = smooth_matmul_inputs(model_path, pattern, feeds, alpha=0.75)
+    after = [_session(copy).run(None, feed) for feed in feeds]
+    for old, new in zip(before, after, strict=True):
+        for a, b in zip(old, new, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+    def spread(model: onnx.ModelProto, tensor: str) -> float:
+        peak = activation_ranges(model, [tensor], feeds)[tensor]
+        return float(peak.max() / np.median(peak))
+
+    smoothed = onnx.load(str(model_path))
+    for name in nodes:
+        assert spread(smoothed, f"{inputs[name]}/smoothed") < spread(original, inputs[name])
+    with pytest.raises(ExportError, match="alpha"):
+        smooth_matmul_inputs(model_path, pattern, feeds, alpha=1.0)
+    with pytest.raises(ExportError, match="no MatMul"):
+        smooth_matmul_inputs(model_path, r"/nothing/MatMul$", feeds, alpha=0.5)
+
+
 def test_optimized_xlm_roberta_embedding_export(tmp_path: Path) -> None:
     checkpoint = build_tiny_checkpoint(tmp_path / "xlmr", model_type="xlm-roberta")
     package = export_package(
@@ -312,6 +373,10 @@ def test_export_arguments_are_validated(checkpoint: Path, tmp_path: Path) -> Non
         export_package(checkpoint, tmp_path / "b", keep_fp32_ffn_output=True, **common)
     with pytest.raises(ExportError, match="empty"):
         export_package(checkpoint, tmp_path / "c", max_length=8, validation_texts=[], **common)
+    with pytest.raises(ExportError, match="needs a quantised export"):
+        export_package(checkpoint, tmp_path / "d", smooth_ffn_output=0.5, **common)
+    with pytest.raises(ExportError, match="needs calibration_texts"):
+        export_package(checkpoint, tmp_path / "e", quantize=True, smooth_ffn_output=0.5, **common)
 
 
 def test_validation_texts_round_trip_through_jsonl(tmp_path: Path) -> None:
