@@ -126,11 +126,6 @@ def base_cmd(out: Path, no_prune: bool, report: Path | None, data: Path) -> None
 @click.option("--int8/--fp32", default=True, show_default=True)
 @click.option("--optimize", is_flag=True, help="onnxruntime transformer graph fusions")
 @click.option(
-    "--ffn-fp16",
-    is_flag=True,
-    help="int8: keep the FFN output MatMuls in fp32 math, stored as fp16",
-)
-@click.option(
     "--smooth-ffn",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=None,
@@ -169,7 +164,6 @@ def package_cmd(
     max_length: int,
     int8: bool,
     optimize: bool,
-    ffn_fp16: bool,
     smooth_ffn: float | None,
     calibration: int,
     data: Path,
@@ -194,7 +188,6 @@ def package_cmd(
         text_prefix=prefix,
         max_length=max_length,
         quantize=int8,
-        keep_fp32_ffn_output=ffn_fp16,
         optimize=optimize,
         smooth_ffn_output=smooth_ffn,
         calibration_texts=calibration_texts(data, calibration) if smooth_ffn else None,

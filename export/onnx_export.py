@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import tempfile
 import time
@@ -63,7 +62,6 @@ class _Build:
     texts: list[str]
     quantize: bool
     per_channel: bool
-    keep_fp32_ffn_output: bool
     optimize: bool
     smooth_alpha: float | None
     calibration_texts: list[str]
@@ -80,7 +78,6 @@ def export_package(
     max_length: int = 512,
     quantize: bool = False,
     per_channel: bool = True,
-    keep_fp32_ffn_output: bool = False,
     optimize: bool = False,
     smooth_ffn_output: float | None = None,
     calibration_texts: list[str] | None = None,
@@ -92,21 +89,18 @@ def export_package(
 
     ``task`` is "sequence-classification" (outputs logits and embedding) or
     "embedding". ``optimize`` runs onnxruntime's transformer fusions;
-    ``quantize`` applies dynamic int8 quantisation (``per_channel`` weights,
-    optionally keeping the FFN output MatMuls fp32). ``smooth_ffn_output``
-    (alpha in (0, 1)) instead smooths the FFN output MatMuls' inputs with
-    statistics from ``calibration_texts`` (see ``export.smoothing``) so they
-    quantise to int8 too. Parity against the
+    ``quantize`` applies dynamic int8 quantisation (``per_channel`` weights);
+    ``smooth_ffn_output`` (alpha in (0, 1)) first smooths the inputs of the
+    FFN output MatMuls with statistics from ``calibration_texts`` (see
+    ``export.smoothing``), where plain int8 loses the most. Parity against the
     PyTorch checkpoint is checked on ``validation_texts`` (a small built-in
     zh+en sample if None) in a fresh process; failure raises ParityError and
     leaves ``out_dir`` untouched.
     """
     started = time.monotonic()
-    if keep_fp32_ffn_output and not quantize:
-        raise ExportError("keep_fp32_ffn_output only applies to a quantised export")
     if smooth_ffn_output is not None:
-        if not quantize or keep_fp32_ffn_output:
-            raise ExportError("smooth_ffn_output needs a quantised export without fp32 FFN output")
+        if not quantize:
+            raise ExportError("smooth_ffn_output only applies to a quantised export")
         if not calibration_texts:
             raise ExportError("smooth_ffn_output needs calibration_texts")
     _check_out_dir(out_dir)
@@ -126,7 +120,6 @@ def export_package(
         _validation_sample(validation_texts),
         quantize,
         per_channel,
-        keep_fp32_ffn_output,
         optimize,
         smooth_ffn_output,
         list(calibration_texts or []),
@@ -436,8 +429,7 @@ def _quantize(source: Path, target: Path, build: _Build) -> dict[str, Any]:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(source)).graph
-    excluded = _excluded_nodes(graph, build.spec.family, build.keep_fp32_ffn_output)
+    excluded = _excluded_gathers(onnx.load(str(source)).graph)
     quantize_dynamic(
         source,
         target,
@@ -446,77 +438,24 @@ def _quantize(source: Path, target: Path, build: _Build) -> dict[str, Any]:
         nodes_to_exclude=excluded,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    ffn = [name for name in excluded if re.search(build.spec.family.ffn_output_matmul, name)]
-    if ffn:
-        _store_weights_fp16(target, ffn)
     logger.info("quantised %s -> %s bytes", source.stat().st_size, target.stat().st_size)
     return {
         "method": QUANTIZATION_METHOD,
         "per_channel": build.per_channel,
         "excluded_nodes": excluded,
-        "fp16_stored_weights": ffn,
     }
 
 
-def _store_weights_fp16(path: Path, node_names: list[str]) -> None:
-    """Store the constant B of these MatMuls as fp16 behind a Cast to fp32.
-
-    The FFN output MatMuls are where dynamic int8 loses the most (their input
-    is the wide-ranged GELU output); keeping them fp32 costs 4 bytes a
-    weight. fp16 storage halves that, and onnxruntime folds the Cast into an
-    fp32 constant when the session loads, so they still compute in fp32.
-    """
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    inits = {init.name: init for init in graph.initializer}
-    wanted = set(node_names)
-    for node in list(graph.node):
-        if node.name not in wanted or node.input[1] not in inits:
-            continue
-        weight = inits[node.input[1]]
-        half = numpy_helper.from_array(
-            numpy_helper.to_array(weight).astype("float16"), weight.name + "_fp16"
-        )
-        graph.initializer.remove(weight)
-        graph.initializer.append(half)
-        cast = onnx.helper.make_node(
-            "Cast",
-            [half.name],
-            [weight.name],
-            name=node.name + "/CastWeight",
-            to=onnx.TensorProto.FLOAT,
-        )
-        graph.node.insert(list(graph.node).index(node), cast)
-    onnx.save(model, str(path))
-
-
-def _excluded_nodes(
-    graph: onnx.GraphProto, family: FamilySpec, keep_fp32_ffn_output: bool
-) -> list[str]:
-    """Nodes kept fp32: small embedding-table Gathers, and the FFN output MatMuls if asked."""
+def _excluded_gathers(graph: onnx.GraphProto) -> list[str]:
+    """The small embedding-table Gathers (position, token type) stay fp32."""
     initializers = {init.name for init in graph.initializer}
-    excluded = [
+    return [
         node.name
         for node in graph.node
         if node.op_type == "Gather"
         and node.input[0] in initializers
         and _QUANTIZED_GATHER_TABLE not in node.input[0]
     ]
-    if keep_fp32_ffn_output:
-        pattern = re.compile(family.ffn_output_matmul)
-        ffn = [
-            node.name
-            for node in graph.node
-            if node.op_type == "MatMul" and pattern.search(node.name)
-        ]
-        if not ffn:
-            raise ExportError(
-                f"no FFN output MatMul matches {family.ffn_output_matmul!r} in the graph"
-            )
-        excluded.extend(ffn)
-    return excluded
 
 
 def _write_manifest(package: Path, manifest: dict[str, Any]) -> None:
