@@ -1,0 +1,58 @@
+"""The committed default model package: intact, within its budget, and a real sentiment model.
+
+The full dev metrics take minutes (``reviewpulse export evaluate``); here the
+package's own records are held to the targets it was released against, and a
+few unambiguous reviews in both languages must come out right.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.package import load_package
+from models.runtime import create_session
+from models.scorer import Scorer, load_tokenizer
+from streams.settings import DEFAULT_MODEL
+
+MAX_MODEL_BYTES = 80 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    package = load_package(DEFAULT_MODEL)  # sha256 of model and tokenizer checked here
+    return Scorer(package, create_session(package.model_path), load_tokenizer(package))
+
+
+def test_package_is_int8_within_budget_and_its_parity_held(scorer: Scorer) -> None:
+    package = scorer.package
+    assert package.labels == ("negative", "neutral", "positive")
+    assert package.model_path.stat().st_size <= MAX_MODEL_BYTES
+    manifest = package.manifest
+    assert manifest["quantization"]["method"] == "dynamic-int8"
+    int8 = manifest["parity"]["int8"]
+    assert int8["n_texts"] >= 1000
+    assert int8["label_agreement"] >= manifest["tolerance"]["int8_label_agreement_min"] >= 0.99
+    assert manifest["parity"]["fp32"]["logits_max_abs_diff"] <= manifest["tolerance"]["atol"]
+
+
+def test_recorded_dev_metrics_meet_the_release_targets(scorer: Scorer) -> None:
+    metrics = json.loads((DEFAULT_MODEL / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["package"] == {"name": scorer.package.name, "version": scorer.package.version}
+    assert metrics["zh_online_shopping_dev"]["n"] == 5250
+    assert metrics["zh_online_shopping_dev"]["accuracy"] >= 0.93
+    assert metrics["en_heldout_binary"]["accuracy"] >= 0.93
+
+
+def test_unambiguous_reviews_in_both_languages(scorer: Scorer) -> None:
+    texts = {
+        "质量很好，物流也快，非常满意，还会再来买": "positive",
+        "太差了，用了两天就坏了，客服也不理人，退货！": "negative",
+        "Love this dress, fits perfectly and the fabric is beautiful.": "positive",
+        "Terrible quality. It ripped after one wash and I returned it.": "negative",
+    }
+    scores = scorer.score(list(texts))
+    assert scores.probs is not None
+    labels = [scores.labels[int(row.argmax())] for row in scores.probs]
+    assert labels == list(texts.values())
