@@ -430,20 +430,30 @@ def _quantize(source: Path, target: Path, build: _Build) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     excluded = _excluded_gathers(onnx.load(str(source)).graph)
-    quantize_dynamic(
-        source,
-        target,
-        per_channel=build.per_channel,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=excluded,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    root = logging.getLogger()
+    root.addFilter(_quantizer_chatter)
+    try:
+        quantize_dynamic(
+            source,
+            target,
+            per_channel=build.per_channel,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        root.removeFilter(_quantizer_chatter)
     logger.info("quantised %s -> %s bytes", source.stat().st_size, target.stat().st_size)
     return {
         "method": QUANTIZATION_METHOD,
         "per_channel": build.per_channel,
         "excluded_nodes": excluded,
     }
+
+
+def _quantizer_chatter(record: logging.LogRecord) -> bool:
+    """Drop the quantiser's per-tensor INFO lines (hundreds, logged on the root logger)."""
+    return record.levelno > logging.INFO or "onnxruntime" not in record.pathname
 
 
 def _excluded_gathers(graph: onnx.GraphProto) -> list[str]:

@@ -7,6 +7,7 @@ the tests then look at what landed on disk the way the runtime will.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,9 @@ def test_package_tokenizer_pads_to_longest_and_truncates(fp32_package: Path) -> 
 
 
 def test_int8_export_is_smaller_and_agrees_with_pytorch(
-    checkpoint: Path, fp32_package: Path, tmp_path: Path
+    checkpoint: Path, fp32_package: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     package = export_package(
         checkpoint,
         tmp_path / "int8",
@@ -178,6 +180,11 @@ def test_int8_export_is_smaller_and_agrees_with_pytorch(
         # e5-small: a few of its near-tie texts flip. The real package is held to 0.99.
         int8_label_agreement_min=0.9,
     )
+    # our own progress lines, not the quantiser's hundreds of per-tensor INFO lines
+    assert any(r.message.startswith("quantised ") for r in caplog.records)
+    assert not [
+        r for r in caplog.records if r.levelno <= logging.INFO and "onnxruntime" in r.pathname
+    ]
     manifest = _manifest(package)
     assert (package / "model.onnx").stat().st_size < (fp32_package / "model.onnx").stat().st_size
     assert manifest["quantization"] == {
