@@ -14,12 +14,10 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import onnxruntime
 import torch
@@ -28,7 +26,7 @@ from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from export.errors import ExportError
-from export.parity import DEFAULT_VALIDATION_TEXTS, run_parity
+from export.parity import DEFAULT_VALIDATION_TEXTS, model_inputs, run_parity
 from export.smoothing import smooth_matmul_inputs
 from export.spec import (
     MANIFEST_FILE,
@@ -396,17 +394,13 @@ def _smooth(build: _Build, tokenizer: Tokenizer, path: Path, prefix: str) -> lis
         return []
     texts = sorted(build.calibration_texts, key=len)  # similar lengths: little padding
 
-    def feeds() -> Iterator[dict[str, Any]]:
-        for start in range(0, len(texts), 32):
-            encodings = tokenizer.encode_batch([prefix + t for t in texts[start : start + 32]])
-            yield {
-                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            }
-
+    feeds = (
+        model_inputs(tokenizer, [prefix + t for t in texts[start : start + 32]])
+        for start in range(0, len(texts), 32)
+    )
     started = time.monotonic()
     nodes = smooth_matmul_inputs(
-        path, build.spec.family.ffn_output_matmul, feeds(), build.smooth_alpha
+        path, build.spec.family.ffn_output_matmul, feeds, build.smooth_alpha
     )
     logger.info(
         "smoothed %d FFN output MatMuls (alpha %s, %d calibration texts) in %.1f s",

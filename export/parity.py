@@ -278,9 +278,8 @@ def _run_both(
     names = [output.name for output in session.get_outputs()]
     onnx_side, torch_side, mismatches = _Outputs(), _Outputs(), 0
     for batch in _batches([manifest["text_prefix"] + text for text in texts]):
-        encodings = tokenizer.encode_batch(batch)
-        input_ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        attention_mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        inputs = model_inputs(tokenizer, batch)
+        input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
         expected = reference.hf_tokenizer(
             batch, truncation=True, max_length=manifest["max_length"]
         )["input_ids"]
@@ -288,10 +287,19 @@ def _run_both(
             list(ids[mask == 1]) != list(ref)
             for ids, mask, ref in zip(input_ids, attention_mask, expected, strict=True)
         )
-        values = session.run(names, {"input_ids": input_ids, "attention_mask": attention_mask})
+        values = session.run(names, inputs)
         onnx_side.add(dict(zip(names, values, strict=True)))
         torch_side.add(reference.outputs(manifest["task"], input_ids, attention_mask))
     return onnx_side, torch_side, mismatches
+
+
+def model_inputs(tokenizer: Any, texts: Sequence[str]) -> dict[str, IntArray]:
+    """The two graph inputs for ``texts`` (prefix already applied), padded to the longest."""
+    encodings = tokenizer.encode_batch(list(texts))
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+    }
 
 
 def _batches(texts: list[str]) -> Iterator[list[str]]:

@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 
 from export.errors import ExportError, ParityError, UnsupportedModelError
 from export.onnx_export import export_package
-from export.parity import read_texts, run_parity, write_texts
+from export.parity import model_inputs, read_texts, run_parity, write_texts
 from export.smoothing import activation_ranges, smooth_matmul_inputs
 from export.spec import TASK_CLASSIFICATION, TASK_EMBEDDING, ExportSpec, family_for
 from export.tiny import SENTIMENT_LABELS, build_tiny_checkpoint, sample_texts
@@ -69,12 +69,7 @@ def _session(package: Path) -> Any:
 
 
 def _encode(package: Path, texts: list[str]) -> dict[str, Any]:
-    tokenizer = Tokenizer.from_file(str(package / "tokenizer.json"))
-    encodings = tokenizer.encode_batch(texts)
-    return {
-        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-    }
+    return model_inputs(Tokenizer.from_file(str(package / "tokenizer.json")), texts)
 
 
 @pytest.fixture(scope="module")
