@@ -14,6 +14,7 @@ import pytest
 from streams.errors import StoreError
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
+from tests.clock import day_at, iso_ms
 
 
 def enriched(
@@ -21,10 +22,10 @@ def enriched(
     product: str = "p1",
     label: str = "positive",
     *,
-    ts: str = "2026-11-28T10:00:00.000+00:00",
+    ts: str = iso_ms(day_at(10)),
     category: str | None = "书籍",
     rating: int | None = 5,
-    processed_at: str = "2026-11-28T10:00:01.000+00:00",
+    processed_at: str = iso_ms(day_at(10, 0, 1)),
 ) -> dict[str, Any]:
     """An enriched review as the pipeline emits it; P(label) varies with ``i``."""
     top = 0.6 + (i % 5) * 0.05

@@ -15,6 +15,7 @@ import pytest
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
 from streams.store.rollup import ROLLUP_TARGETS
+from tests.clock import day_at, iso_ms, sql_time
 from tests.unit.test_store import enriched
 
 LABELS = ("negative", "neutral", "positive")
@@ -36,7 +37,7 @@ def events(first: int = 0, count: int = 40, hour: int = 10) -> list[dict[str, An
             i,
             f"p{i % 3}",
             LABELS[i % 4 % 3],
-            ts=f"2026-11-28T{hour:02d}:{i % 7:02d}:{i % 60:02d}.000+00:00",
+            ts=iso_ms(day_at(hour, i % 7, i % 60)),
             category=CATEGORIES[i % 5 % 3],
             rating=i % 6 or None,
         )
@@ -79,7 +80,7 @@ def test_replay_in_any_batching_leaves_aggregates_unchanged(store: Store) -> Non
     assert all(-1 <= m <= 1 for m in means.values())
 
     store.write(batch, [])  # the same batch again
-    redelivered = [{**e, "processed_at": "2026-11-28T11:00:00.000+00:00"} for e in batch]
+    redelivered = [{**e, "processed_at": iso_ms(day_at(11))} for e in batch]
     for cut in (redelivered[::-1][:13], redelivered[13:29], redelivered[5:], redelivered[:1]):
         store.write(cut, [])  # re-cut, reordered, re-enriched later
     assert aggregates(store) == first
@@ -107,22 +108,22 @@ def test_late_event_lands_in_its_own_minute_only(store: Store) -> None:
     store.write(events(100, 30, hour=11), [])  # time moves on
     before = aggregates(store)
 
-    late = enriched(999, "p1", "negative", ts="2026-11-28T10:03:59.000+00:00", category="书籍")
+    late = enriched(999, "p1", "negative", ts=iso_ms(day_at(10, 3, 59)), category="书籍")
     store.write([late], [])
     assert changed_keys(before, aggregates(store)) == {
-        "product_minute": {("2026-11-28 10:03:00", "p1")},
-        "category_minute": {("2026-11-28 10:03:00", "书籍")},
-        "product_hour": {("2026-11-28 10:00:00", "p1")},
-        "category_hour": {("2026-11-28 10:00:00", "书籍")},
+        "product_minute": {(sql_time(day_at(10, 3)), "p1")},
+        "category_minute": {(sql_time(day_at(10, 3)), "书籍")},
+        "product_hour": {(sql_time(day_at(10)), "p1")},
+        "category_hour": {(sql_time(day_at(10)), "书籍")},
     }
 
     before = aggregates(store)
-    older = enriched(998, "p2", "neutral", ts="2026-11-27T23:59:00.000+00:00", category=None)
+    older = enriched(998, "p2", "neutral", ts=iso_ms(day_at(0, -1)), category=None)
     store.write([older], [])  # a minute, hour and day nothing else fell into
     assert changed_keys(before, aggregates(store)) == {
-        "product_minute": {("2026-11-27 23:59:00", "p2")},
+        "product_minute": {(sql_time(day_at(0, -1)), "p2")},
         "category_minute": set(),
-        "product_hour": {("2026-11-27 23:00:00", "p2")},
+        "product_hour": {(sql_time(day_at(-1)), "p2")},
         "category_hour": set(),
     }
 

@@ -6,7 +6,7 @@ Runs on both backends (see ``tests/conftest.py``); ``now`` is injected.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
 from streams.web import product_reply, products_reply
+from tests.clock import api_time, day_at, iso_ms
 from tests.unit.test_store import enriched
 
-NOW = datetime(2026, 11, 28, 10, 30, 20, tzinfo=UTC)
+NOW = day_at(10, 30, 20)
 
 
 def at(minutes_ago: float) -> str:
@@ -34,7 +35,7 @@ def reviews() -> list[dict[str, Any]]:
     rows += [enriched(20 + i, "p_good", "positive", ts=at(2 * i), rating=None) for i in range(5)]
     rows += [enriched(30 + i, "p_few", "negative", ts=at(1)) for i in range(2)]
     rows += [enriched(40, "a'b\\c\td", "neutral", ts=at(3))]
-    rows += [enriched(50, "p_old", "neutral", ts="2026-11-01T00:00:00+00:00")]
+    rows += [enriched(50, "p_old", "neutral", ts=iso_ms(day_at(-20 * 24)))]
     return rows
 
 
@@ -51,7 +52,7 @@ def test_top_products_by_negative_share_with_minimum_volume(store: Store) -> Non
     assert [p["product_id"] for p in top] == ["p_bad", "p_good"]  # p_few: 2 < min volume 5
     bad = top[0]
     assert bad["window"] == "15m"
-    assert (bad["start"], bad["end"]) == ("2026-11-28T10:16:00Z", "2026-11-28T10:31:00Z")
+    assert (bad["start"], bad["end"]) == (api_time(day_at(10, 16)), api_time(day_at(10, 31)))
     assert bad["volume"] == 6
     assert bad["shares"] == {
         "negative": round(4 / 6, 6),
@@ -74,7 +75,7 @@ def test_top_products_by_negative_share_with_minimum_volume(store: Store) -> Non
 def test_longer_windows_read_hours(store: Store) -> None:
     day = {p["product_id"]: p for p in store.products("24h", min_volume=1, now=NOW)}
     assert day["p_bad"]["volume"] == 12
-    assert day["p_bad"]["start"] == "2026-11-27T11:00:00Z"
+    assert day["p_bad"]["start"] == api_time(day_at(-13))
     assert "p_old" not in day
     week = store.products("7d", min_volume=1, now=NOW)
     assert sum(p["volume"] for p in week) == len(reviews()) - 1
@@ -92,11 +93,11 @@ def test_one_product_and_unknown_ones(store: Store) -> None:
 
 def test_series_has_every_bucket(store: Store) -> None:
     minutes = store.series("p_bad", "15m", now=NOW)
-    assert len(minutes) == 15 and minutes[0]["start"] == "2026-11-28T10:16:00Z"
+    assert len(minutes) == 15 and minutes[0]["start"] == api_time(day_at(10, 16))
     assert sum(p["volume"] for p in minutes) == 6
     assert minutes[-1]["volume"] == 1 and minutes[-1]["shares"]["negative"] == 1.0
     quarters = store.series("p_bad", "1h", bucket="15m", now=NOW)
-    assert quarters[0]["start"] == "2026-11-28T09:45:00Z"  # buckets align to whole quarters
+    assert quarters[0]["start"] == api_time(day_at(9, 45))  # buckets align to whole quarters
     assert [p["volume"] for p in quarters] == [0, 6, 5, 1]
     hours = store.series("p_bad", "24h", now=NOW)
     assert len(hours) == 24 and hours[-1]["volume"] == 12
