@@ -39,7 +39,7 @@ from export.spec import (
     FamilySpec,
     family_for,
 )
-from models.package import sha256_file
+from models.package import MANIFEST_DIGEST, manifest_digest, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -468,10 +468,11 @@ def _write_manifest(package: Path, manifest: dict[str, Any]) -> None:
 
 
 def _finalize_manifest(package: Path, manifest: dict[str, Any]) -> None:
-    """Record the sha256 of the final model and tokenizer files and write the manifest."""
+    """Record the sha256 of the final files, then of the manifest itself, and write it."""
     manifest["sha256"] = {
         name: sha256_file(package / name) for name in (MODEL_FILE, TOKENIZER_FILE)
     }
+    manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
     _write_manifest(package, manifest)
 
 

@@ -16,6 +16,7 @@ from models.package import load_package
 from models.runtime import create_session
 from models.scorer import Scorer, load_tokenizer
 from streams.agents import register_agent
+from streams.kafka_config import faust_credentials
 from streams.pipeline import BatchProcessor, Kind, Stats
 from streams.settings import Settings
 from streams.sink import Backoff, BatchSink, ProducerTopic
@@ -52,15 +53,17 @@ class Worker:
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The Faust app: brokers and credentials, topic defaults, web server (our views only)."""
     k = settings.kafka
     return faust.App(
         settings.app_id,
         broker=f"kafka://{k.bootstrap}",
+        broker_credentials=faust_credentials(k.security),
         autodiscover=False,
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=k.topics.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=k.topics.replication_factor,
         producer_request_timeout=k.producer_request_timeout_s,
         producer_acks=-1,
         broker_max_poll_records=k.max_poll_records,
@@ -69,6 +72,14 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web.host,
         web_port=settings.web.port,
         web_in_thread=False,
+        # Faust's built-in views expose table data (/table), the cluster's worker
+        # URLs (/router), sensor counters and partition assignment (/, /assignment)
+        # and the service graph (/graph). The service serves only its own views.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
 
 
@@ -80,6 +91,9 @@ def build_worker(settings: Settings) -> Worker:
         k.bootstrap,
         [t.reviews, t.questions, t.reviews_enriched, t.questions_enriched, t.deadletter],
         t.partitions,
+        security=k.security,
+        replication_factor=t.replication_factor,
+        min_insync_replicas=t.min_insync_replicas,
     )
     scorer = load_scorer(settings)
     store = open_store(settings.store)

@@ -60,7 +60,8 @@ def replay(
     """Send a JSONL or CSV FILE to a topic."""
     from streams.replay import replay as run_replay
 
-    sent = run_replay(file, topic, _settings(ctx).kafka.bootstrap, rate=rate, limit=limit)
+    k = _settings(ctx).kafka
+    sent = run_replay(file, topic, k.bootstrap, rate=rate, limit=limit, security=k.security)
     click.echo(f"sent {sent} events to {topic}", err=True)
 
 

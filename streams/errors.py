@@ -10,14 +10,23 @@ Every error ReviewPulse raises on purpose derives from ``ReviewPulseError``::
     ├── ExportError                       (export.errors) offline export failed
     │   └── ParityError                   ONNX outputs differ from PyTorch
     ├── InvalidEvent                      an input record breaks the contract → dead letter
-    ├── StoreError                        the ClickHouse store failed
-    │   └── StoreUnavailable              refused / timed out: retry with backoff
-    ├── DeliveryError                     Kafka did not acknowledge enriched events
+    ├── StoreError                        store failed, class unknown → retried, visible
+    │   ├── StoreUnavailable              transient: refused, timeout, busy → retried
+    │   ├── StoreRejected                 the store refuses these rows → dead letters
+    │   └── StoreFatal                    auth, missing schema → the worker stops
+    ├── DeliveryError                     Kafka did not acknowledge → retried
+    │   └── EventTooLarge                 a record the topic never takes → dead letter
+    ├── KafkaConfigError                  Kafka refused the worker (auth, TLS) → stops
     └── LocalKafkaError                   the local broker launcher failed
 
 ``InvalidEvent`` never escapes an agent: it becomes a dead-letter record.
-``StoreUnavailable`` and ``DeliveryError`` make the agent retry the batch
-without acknowledging it, so no offset is committed past unwritten events.
+Transient errors (``StoreUnavailable``, ``DeliveryError``, an unclassified
+``StoreError``) make the agent retry the batch without acknowledging it, so no
+offset is committed past unwritten events; retries are counted, shown on
+``/readyz`` and logged as errors past a threshold. ``StoreRejected`` and
+``EventTooLarge`` turn the events they name into dead letters. ``StoreFatal``
+and ``KafkaConfigError`` stop the agent: nothing more is consumed or
+committed, and ``/healthz`` answers 503 with the reason.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from models.errors import (
 
 __all__ = [
     "DeliveryError",
+    "EventTooLarge",
     "InvalidEvent",
+    "KafkaConfigError",
     "LocalKafkaError",
     "ModelError",
     "ModelIntegrityError",
@@ -40,6 +51,8 @@ __all__ = [
     "ProviderError",
     "ReviewPulseError",
     "StoreError",
+    "StoreFatal",
+    "StoreRejected",
     "StoreUnavailable",
 ]
 
@@ -59,15 +72,35 @@ class InvalidEvent(ReviewPulseError):
 
 
 class StoreError(ReviewPulseError):
-    """The store failed in a way retrying will not fix (bad schema, bad query)."""
+    """The store failed, and the backend could not tell how; retried, and made visible.
+
+    Backends raise one of the subclasses whenever they can tell the class of
+    failure. Messages never carry credentials (no URL with a password).
+    """
 
 
 class StoreUnavailable(StoreError):
-    """The store refused the connection or timed out; retry later."""
+    """Transient: the store refused the connection, timed out or was busy; retry later."""
+
+
+class StoreRejected(StoreError):
+    """Permanent for the data: the store refuses these rows (type, size, value)."""
+
+
+class StoreFatal(StoreError):
+    """Permanent for the worker: authentication, permissions or a missing schema."""
 
 
 class DeliveryError(ReviewPulseError):
-    """Kafka did not acknowledge some enriched or dead-letter events."""
+    """Kafka did not acknowledge some enriched or dead-letter events (transient)."""
+
+
+class EventTooLarge(DeliveryError):
+    """A record is larger than the topic accepts; retrying cannot deliver it."""
+
+
+class KafkaConfigError(ReviewPulseError):
+    """Kafka refused the worker itself (authentication, authorisation, TLS): stop consuming."""
 
 
 class LocalKafkaError(ReviewPulseError):

@@ -13,6 +13,14 @@ the jars elsewhere, e.g. to share them between test runs), ``data/`` (the KRaft
 log dir), ``server.properties``, ``log4j2.properties``, ``broker.log`` and
 ``broker.pid``. The broker listens on 127.0.0.1 only and outlives the Python
 process that started it until ``stop()``. Start-up times: deploy/kafka/README.md.
+
+With ``sasl_users={"name": "password"}`` the broker gets a second listener,
+SASL_PLAINTEXT on ``sasl_port``, that accepts those users with PLAIN,
+SCRAM-SHA-256 and SCRAM-SHA-512 (to test the clients' security settings; the
+PLAINTEXT listener stays, for the readiness check and inter-broker traffic)::
+
+    kafka = LocalKafka(home, port=9092, sasl_port=9094, sasl_users={"app": "secret"})
+    kafka.sasl_bootstrap_servers  # "127.0.0.1:9094"
 """
 
 from __future__ import annotations
@@ -26,12 +34,18 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
+)
 
 from streams.errors import LocalKafkaError
 
@@ -64,6 +78,8 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 """
 
 _POLL_S = 0.2
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_ITERATIONS = 4096
 _LOG_TAIL_LINES = 40
 
 
@@ -88,13 +104,32 @@ class LocalKafka:
     num_partitions: int = 1  # for auto-created topics
     version: str = KAFKA_VERSION
     jars_root: Path | None = None  # holds <version>/ with the jars; default: home / "jars"
+    # name → password; non-empty adds the SASL_PLAINTEXT listener (never in repr)
+    sasl_users: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+    sasl_port: int | None = None  # default: port + 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", self.home.resolve())
+        object.__setattr__(self, "sasl_users", dict(self.sasl_users))
+        for name, password in self.sasl_users.items():
+            if not name or not all(c.isalnum() or c in "-_." for c in name):
+                raise ValueError(f"SASL user name {name!r}: use letters, digits, '-', '_', '.'")
+            # It goes into a quoted JAAS option inside a .properties file.
+            if not password or not password.isprintable() or '"' in password or "\\" in password:
+                raise ValueError(
+                    f"SASL user {name!r}: the password must be printable, no '\"' or '\\'"
+                )
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SASL_PLAINTEXT listener's address (only when ``sasl_users`` is set)."""
+        if not self.sasl_users:
+            raise LocalKafkaError("this broker has no SASL listener: pass sasl_users")
+        return f"127.0.0.1:{self._sasl_port}"
 
     def fetch_jars(self) -> Path:
         """Return the directory holding the broker jars, running Maven if it is not there yet."""
@@ -133,6 +168,7 @@ class LocalKafka:
             pid = process.pid
             try:
                 self._wait_until_ready(lambda: process.poll() is None, timeout_s)
+                self._add_scram_users(timeout_s)
             except LocalKafkaError:
                 self.stop()
                 raise
@@ -161,6 +197,10 @@ class LocalKafka:
         return self.controller_port or self.port + 1
 
     @property
+    def _sasl_port(self) -> int:
+        return self.sasl_port or self.port + 2
+
+    @property
     def _pid_file(self) -> Path:
         return self.home / "broker.pid"
 
@@ -187,7 +227,10 @@ class LocalKafka:
         ]  # fmt: skip
 
     def _check_ports_free(self) -> None:
-        for port in (self.port, self._controller_port):
+        ports = [self.port, self._controller_port]
+        if self.sasl_users:
+            ports.append(self._sasl_port)
+        for port in ports:
             if _accepts_connections(port, timeout_s=1.0):
                 raise LocalKafkaError(f"127.0.0.1:{port} is already in use by another process")
 
@@ -200,6 +243,7 @@ class LocalKafka:
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            **self._sasl_config(),  # replaces the three listener settings above
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self._data_dir),
@@ -215,8 +259,64 @@ class LocalKafka:
             "share.coordinator.state.topic.min.isr": "1",
         }
         self.home.mkdir(parents=True, exist_ok=True)
+        # It may hold the SASL users' passwords: readable by this user only.
+        self._server_properties.touch(mode=0o600)
+        self._server_properties.chmod(0o600)
         self._server_properties.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         self._log4j2_properties.write_text(LOG4J2_PROPERTIES)
+
+    def _sasl_config(self) -> dict[str, str]:
+        """Broker settings for the SASL_PLAINTEXT listener, or {} without SASL users."""
+        if not self.sasl_users:
+            return {}
+        prefix = "listener.name.sasl_plaintext"
+        plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.sasl_users.items())
+        return {
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self._sasl_port},"
+                f"CONTROLLER://127.0.0.1:{self._controller_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self._sasl_port}"
+            ),
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            f"{prefix}.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+            f"{prefix}.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            **{
+                f"{prefix}.{mechanism.lower()}.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+                for mechanism in SASL_MECHANISMS[1:]
+            },
+        }
+
+    def _add_scram_users(self, timeout_s: float) -> None:
+        """Store the SASL users' SCRAM credentials in the cluster metadata (admin API).
+
+        Done through the PLAINTEXT listener, so no password appears on a command line.
+        """
+        if not self.sasl_users:
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        # One request per mechanism: a request may alter each user only once.
+        for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+            upserts: list[UserScramCredentialAlteration] = [
+                UserScramCredentialUpsertion(
+                    name, ScramCredentialInfo(mechanism, _SCRAM_ITERATIONS), password.encode()
+                )
+                for name, password in self.sasl_users.items()
+            ]
+            for name, future in admin.alter_user_scram_credentials(upserts).items():
+                try:
+                    future.result(timeout=timeout_s)
+                except KafkaException as exc:
+                    raise LocalKafkaError(
+                        f"cannot add {mechanism.name} credentials for {name}: {exc}"
+                    ) from exc
 
     def _format_storage(self, jars: Path) -> None:
         if (self._data_dir / "meta.properties").is_file():

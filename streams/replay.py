@@ -18,6 +18,8 @@ from confluent_kafka import Producer
 from tqdm import tqdm
 
 from streams.errors import DeliveryError
+from streams.kafka_config import RefusalMonitor, client_config
+from streams.settings import KafkaSecuritySettings
 
 
 def read_records(path: Path) -> Iterator[tuple[bytes | None, bytes]]:
@@ -55,9 +57,17 @@ def replay(
     rate: float | None = None,
     limit: int | None = None,
     progress: bool = True,
+    security: KafkaSecuritySettings | None = None,
 ) -> int:
-    """Send up to ``limit`` records at up to ``rate`` per second; returns how many were acked."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    """Send up to ``limit`` records at up to ``rate`` per second; returns how many were acked.
+
+    ``security`` (default: PLAINTEXT) is the cluster's security settings. Raises
+    :class:`~streams.errors.KafkaConfigError` when Kafka rejects the credentials
+    and :class:`~streams.errors.DeliveryError` when records are not acknowledged.
+    """
+    monitor = RefusalMonitor(bootstrap)
+    config = client_config(bootstrap, security or KafkaSecuritySettings())
+    producer = Producer({**config, "acks": "all", "linger.ms": 5, "error_cb": monitor})
     errors: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -80,10 +90,15 @@ def replay(
                     break
                 except BufferError:
                     producer.poll(0.1)
+                    monitor.check()
             producer.poll(0)
+            monitor.check()  # a rejected login: stop now, not after the flush timeout
             sent += 1
             bar.update(1)
-    remaining = producer.flush(60)
+    deadline = time.monotonic() + 60
+    while (remaining := producer.flush(1)) and time.monotonic() < deadline:
+        monitor.check()
+    monitor.check()
     if remaining or errors:
         raise DeliveryError(f"{remaining} records unflushed, {len(errors)} failed: {errors[:1]}")
     return sent

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,12 +27,100 @@ class TopicSettings(BaseModel):
     questions_enriched: str = "questions.enriched"
     deadletter: str = "deadletter"
     partitions: int = Field(3, ge=1, description="partitions for topics the worker creates")
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="replicas of each topic the worker (and Faust) creates; 1 only for a "
+        "single local broker, 3 in production",
+    )
+    min_insync_replicas: int = Field(
+        1,
+        ge=1,
+        description="min.insync.replicas of the topics the worker creates: with the worker's "
+        "acks=all, a write succeeds only once this many replicas have it; 2 in production "
+        "(with replication_factor 3)",
+    )
+
+    @model_validator(mode="after")
+    def _isr_fits_replicas(self) -> TopicSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) cannot exceed "
+                f"replication_factor ({self.replication_factor}): every write would fail"
+            )
+        return self
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSecuritySettings(BaseModel):
+    """How every Kafka client of the service authenticates and encrypts.
+
+    ``REVIEWPULSE_KAFKA__SECURITY__PROTOCOL=SASL_SSL``,
+    ``REVIEWPULSE_KAFKA__SECURITY__SASL_USERNAME=…``,
+    ``REVIEWPULSE_KAFKA__SECURITY__SASL_PASSWORD=…``. The same settings reach
+    the Faust app, the topic admin client, ``reviewpulse replay`` and the
+    tests' clients (:mod:`streams.kafka_config` builds all of them).
+    """
+
+    # Validation errors would otherwise quote the input, password included.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT only on a trusted local network; SASL_SSL in production",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "PLAIN", description="PLAIN sends the password (use it only over SSL) or SCRAM-SHA-256/512"
+    )
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: FilePath | None = Field(
+        None, description="PEM CA bundle that signed the brokers' certificates (default: system)"
+    )
+    ssl_certfile: FilePath | None = Field(None, description="PEM client certificate (mutual TLS)")
+    ssl_keyfile: FilePath | None = Field(None, description="PEM private key of ssl_certfile")
+    ssl_key_password: SecretStr | None = Field(None, description="if ssl_keyfile is encrypted")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecuritySettings:
+        if self.uses_sasl:
+            if not self.sasl_username:
+                raise ValueError(f"protocol {self.protocol} needs sasl_username")
+            if self.sasl_password is None or not self.sasl_password.get_secret_value():
+                raise ValueError(f"protocol {self.protocol} needs sasl_password")
+        elif self.sasl_username or self.sasl_password is not None:
+            raise ValueError(
+                f"sasl_username/sasl_password are set but protocol is {self.protocol}: "
+                "use SASL_SSL or SASL_PLAINTEXT, or remove them"
+            )
+        ssl_fields = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password")
+        if not self.uses_ssl and any(getattr(self, name) is not None for name in ssl_fields):
+            raise ValueError(f"ssl_* settings are set but protocol {self.protocol} has no TLS")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        if self.ssl_key_password is not None and self.ssl_keyfile is None:
+            raise ValueError("ssl_key_password is set without ssl_keyfile")
+        return self
 
 
 class KafkaSettings(BaseModel):
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = Field(
+        "127.0.0.1:9092", description="host:port[,host:port…] of the brokers' listener"
+    )
     producer_request_timeout_s: float = Field(30.0, gt=0)
     max_poll_records: int = Field(500, ge=1)
+    security: KafkaSecuritySettings = KafkaSecuritySettings()
     topics: TopicSettings = TopicSettings()
 
 
@@ -98,7 +186,11 @@ class WebSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="REVIEWPULSE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="REVIEWPULSE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        # a failed check must not quote its input: it may be a password
+        hide_input_in_errors=True,
     )
 
     app_id: str = "reviewpulse"

@@ -26,8 +26,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.kafka_config import RefusalMonitor, client_config
 from streams.localkafka import LocalKafka
-from streams.settings import REPO_ROOT, Settings, StoreSettings
+from streams.settings import REPO_ROOT, KafkaSecuritySettings, Settings, StoreSettings
 from streams.store import Store, open_store
 
 
@@ -173,14 +174,26 @@ class WorkerProcess:
         self.proc.wait()
 
 
-def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 120) -> list[Any]:
-    """Every record of ``topic`` from the start, once ``expected`` arrived and it went quiet."""
+def consume_all(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout_s: float = 120,
+    *,
+    security: KafkaSecuritySettings | None = None,
+) -> list[Any]:
+    """Every record of ``topic`` from the start, once ``expected`` arrived and it went quiet.
+
+    Raises ``KafkaConfigError`` if the broker rejects ``security``'s credentials.
+    """
+    monitor = RefusalMonitor(bootstrap)
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap, security or KafkaSecuritySettings()),
             "group.id": f"check-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            "error_cb": monitor,
         }
     )
     consumer.subscribe([topic])
@@ -190,6 +203,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 12
     try:
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
+            monitor.check()
             if msg is None:
                 if len(out) >= expected:
                     idle_since = idle_since or time.monotonic()

@@ -37,6 +37,7 @@ VALIDATION = [
 ]
 MANIFEST_KEYS = {
     "format",
+    "manifest_sha256",
     "name",
     "version",
     "task",
