@@ -5,6 +5,12 @@
 only after :class:`~streams.sink.BatchSink` has the batch acknowledged by
 Kafka and written to the store, so Faust commits no offset past an event
 that is not durable. Concurrency stays 1 per agent to keep acks in order.
+
+A failure no retry can fix (``KafkaConfigError``, ``StoreFatal``) halts the
+agent: it stops taking events, acks nothing more, and the health views
+answer 503 with the reason. On stop, a delivery in flight gets
+``shutdown_timeout_s`` to finish; past it, it is cancelled unacked (its
+events are delivered again after the restart).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from typing import Any
 
 import faust
 
+from streams.health import Health
 from streams.pipeline import BatchProcessor, BatchResult, RawRecord
 from streams.records import Source
 from streams.settings import BatchSettings
-from streams.sink import BatchSink
+from streams.sink import FATAL, BatchSink
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ def register_agent(
     sink: BatchSink,
     executor: Executor,
     batch: BatchSettings,
+    health: Health,
+    shutdown_timeout_s: float,
 ) -> None:
     """Attach the batch agent for ``processor.kind`` events on ``topic``.
 
@@ -50,9 +59,10 @@ def register_agent(
     round trip, store write). At most one delivery is in flight and it is
     awaited before the next starts, so events are acked in offset order.
     """
+    name = f"score_{processor.kind}s"
 
     async def deliver_then_ack(events: list[Any], result: BatchResult) -> None:
-        await sink.deliver(processor.kind, result)
+        await sink.deliver(processor, result)
         for event in events:
             event.ack()
         log.debug(
@@ -63,9 +73,22 @@ def register_agent(
             len(result.dead_letters),
         )
 
+    async def finish(in_flight: asyncio.Task[None]) -> None:
+        """Let the delivery in flight end, within the shutdown deadline."""
+        done, _ = await asyncio.wait({in_flight}, timeout=shutdown_timeout_s)
+        if not done:
+            log.error(
+                "%s: delivery still retrying after %.0fs of shutdown; left unacked",
+                name,
+                shutdown_timeout_s,
+            )
+            in_flight.cancel()
+        await asyncio.gather(in_flight, return_exceptions=True)
+
     async def score_batches(stream: Any) -> None:  # faust.Stream: StreamT lacks noack_take
         loop = asyncio.get_running_loop()
         in_flight: asyncio.Task[None] | None = None
+        health.agent_running(name)
         try:
             async for events in stream.noack_take(batch.max_size, within=batch.within_s):
                 raw = [_raw(e) for e in events]
@@ -73,8 +96,22 @@ def register_agent(
                 if in_flight is not None:
                     await in_flight
                 in_flight = asyncio.create_task(deliver_then_ack(list(events), result))
-        finally:
             if in_flight is not None:
                 await in_flight
+                in_flight = None
+        except FATAL as exc:
+            log.critical("%s halted: %s; consuming stopped, nothing more is committed", name, exc)
+            health.halt(f"{type(exc).__name__}: {exc}")
+            health.agent_stopped(name, f"halted: {exc}")
+            await asyncio.Event().wait()  # parked until the worker stops
+        except asyncio.CancelledError:
+            health.agent_stopped(name, "stopping")
+            raise
+        except Exception as exc:
+            health.agent_stopped(name, f"crashed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if in_flight is not None and not in_flight.done():
+                await finish(in_flight)
 
-    app.agent(topic, name=f"score_{processor.kind}s", concurrency=1)(score_batches)
+    app.agent(topic, name=name, concurrency=1)(score_batches)

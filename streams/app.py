@@ -16,6 +16,7 @@ from models.package import load_package
 from models.runtime import create_session
 from models.scorer import Scorer, load_tokenizer
 from streams.agents import register_agent
+from streams.health import Health
 from streams.kafka_config import faust_credentials
 from streams.pipeline import BatchProcessor, Kind, Stats
 from streams.settings import Settings
@@ -102,7 +103,10 @@ def build_worker(settings: Settings) -> Worker:
     # thread, so the store write of one batch overlaps the scoring of the next.
     scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
     store_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    # API reads on threads of their own: ingestion writes never queue behind a query.
+    api_io = ThreadPoolExecutor(max_workers=settings.web.api_threads, thread_name_prefix="api")
     stats = Stats()
+    health = Health()
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -117,14 +121,23 @@ def build_worker(settings: Settings) -> Worker:
             "question": ProducerTopic(app, t.questions_enriched),
         },
         deadletter=ProducerTopic(app, t.deadletter),
-        backoff=Backoff(settings.store.retry_initial_s, settings.store.retry_max_s),
+        backoff=Backoff(settings.retry.initial_s, settings.retry.max_s),
         stats=stats,
+        health=health,
+        escalate_after=settings.retry.escalate_after,
     )
     kinds: tuple[tuple[Kind, str], ...] = (("review", t.reviews), ("question", t.questions))
     for kind, name in kinds:
-        processor = BatchProcessor(
-            kind, scorer, max_text_chars=settings.max_text_chars, stats=stats
+        processor = BatchProcessor(kind, scorer, limits=settings.input.limits(), stats=stats)
+        register_agent(
+            app,
+            raw_topic(name),
+            processor,
+            sink,
+            scoring,
+            settings.batch,
+            health,
+            settings.shutdown_timeout_s,
         )
-        register_agent(app, raw_topic(name), processor, sink, scoring, settings.batch)
-    register_views(app, store, stats, sink, store_io)
-    return Worker(app, store, stats, sink, (scoring, store_io))
+    register_views(app, store, stats, sink, health, api_io, settings.web)
+    return Worker(app, store, stats, sink, (scoring, store_io, api_io))

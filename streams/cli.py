@@ -78,7 +78,11 @@ def score(ctx: click.Context, file: Any, kind: str) -> None:
     from streams.score import score_lines
 
     settings = _settings(ctx)
-    processor = BatchProcessor(kind, load_scorer(settings), max_text_chars=settings.max_text_chars)  # type: ignore[arg-type]
+    processor = BatchProcessor(
+        kind,  # type: ignore[arg-type]
+        load_scorer(settings),
+        limits=settings.input.limits(),
+    )
     out = sys.stdout.buffer
     for result in score_lines(file, processor, batch_size=settings.batch.max_size):
         out.write(orjson.dumps(result) + b"\n")

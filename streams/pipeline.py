@@ -2,8 +2,11 @@
 
 Sans-IO and synchronous: decode + validate every record, score the valid ones
 in one model call, build the enriched events. A bad record becomes a dead
-letter and never holds back or drops the valid records around it. The agents
-run :meth:`BatchProcessor.process` in a thread executor.
+letter and never holds back or drops the valid records around it.
+:meth:`BatchProcessor.process` never raises: when anything fails past
+validation (scoring, enriching, a bug), the batch is split in halves down to
+single records, and a record that still fails alone becomes a dead letter
+with reason ``processing_error``. The agents run it in a thread executor.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Literal
 from models.scorer import Scorer
 from streams import records
 from streams.errors import InvalidEvent
-from streams.records import Question, Review, Source
+from streams.records import Limits, Question, Review, Source
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,20 @@ class RawRecord:
 
 @dataclass
 class BatchResult:
-    """What one batch produces: enriched events (keyed by product) and dead letters."""
+    """What one batch produces: enriched events and dead letters.
+
+    ``enriched_from[i]`` is the input record of ``enriched[i]`` (so a later
+    stage that refuses an enriched event can dead-letter its original).
+    """
 
     enriched: list[dict[str, Any]] = field(default_factory=list)
+    enriched_from: list[RawRecord] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: BatchResult) -> None:
+        self.enriched += other.enriched
+        self.enriched_from += other.enriched_from
+        self.dead_letters += other.dead_letters
 
 
 @dataclass
@@ -61,40 +74,73 @@ class BatchProcessor:
         kind: Kind,
         scorer: Scorer,
         *,
-        max_text_chars: int = 5000,
+        limits: Limits | None = None,
         clock: Clock = now_ms,
         stats: Stats | None = None,
     ) -> None:
         self.kind = kind
         self.scorer = scorer
-        self.max_text_chars = max_text_chars
+        self.limits = limits or Limits()
         self.clock = clock
         self.stats = stats if stats is not None else Stats()
         package = scorer.package
         self.model = records.model_info(package.name, package.version)
 
     def process(self, batch: Sequence[RawRecord]) -> BatchResult:
-        result = BatchResult()
-        valid: list[Review | Question] = []
-        for record in batch:
-            try:
-                valid.append(self._parse(record))
-            except InvalidEvent as exc:
-                log.warning("dead letter %s: %s", record.source, exc)
-                self.stats.dead_letters[exc.reason] += 1
-                result.dead_letters.append(
-                    records.dead_letter(record.value, record.source, exc, self.clock())
-                )
-        if valid:
-            result.enriched = self._enrich(valid)
-            self.stats.processed[self.kind] += len(valid)
+        """One enriched event or one dead letter per input record; never raises."""
+        result = self._isolating(batch)
+        self.stats.processed[self.kind] += len(result.enriched)
+        for d in result.dead_letters:
+            self.stats.dead_letters[d["reason"]] += 1
         return result
 
-    def _parse(self, record: RawRecord) -> Review | Question:
+    def dead_letter(self, record: RawRecord, reason: str, detail: str) -> dict[str, Any]:
+        """The bounded dead letter of ``record``."""
+        log.warning("dead letter %s: %s: %s", record.source, reason, detail[:200])
+        return records.dead_letter(
+            record.value,
+            record.source,
+            reason,
+            detail,
+            self.clock(),
+            self.limits.max_original_bytes,
+        )
+
+    def _isolating(self, batch: Sequence[RawRecord]) -> BatchResult:
+        try:
+            return self._process(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                log.exception("processing %s failed", batch[0].source)
+                detail = f"{type(exc).__name__}: {exc}"
+                return BatchResult(
+                    dead_letters=[self.dead_letter(batch[0], "processing_error", detail)]
+                )
+            log.warning("batch of %d failed (%r); splitting it", len(batch), exc)
+            half = len(batch) // 2
+            result = self._isolating(batch[:half])
+            result.extend(self._isolating(batch[half:]))
+            return result
+
+    def _process(self, batch: Sequence[RawRecord]) -> BatchResult:
+        result = BatchResult()
+        valid: list[tuple[RawRecord, Review | Question]] = []
+        now = self.clock()
+        for record in batch:
+            try:
+                valid.append((record, self._parse(record, now)))
+            except InvalidEvent as exc:
+                result.dead_letters.append(self.dead_letter(record, exc.reason, exc.detail))
+        if valid:
+            result.enriched = self._enrich([event for _, event in valid])
+            result.enriched_from = [record for record, _ in valid]
+        return result
+
+    def _parse(self, record: RawRecord, now: int) -> Review | Question:
         ts = record.source.timestamp_ms
         if self.kind == "review":
-            return records.parse_review(record.value, ts, self.max_text_chars)
-        return records.parse_question(record.value, ts, self.max_text_chars)
+            return records.parse_review(record.value, ts, self.limits, now)
+        return records.parse_question(record.value, ts, self.limits, now)
 
     def _enrich(self, events: list[Review | Question]) -> list[dict[str, Any]]:
         if self.kind == "question":

@@ -10,6 +10,7 @@ agents turn that error into a dead letter. The JSON Schema files in
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,30 @@ import orjson
 from streams.errors import InvalidEvent
 
 MAX_ID_CHARS = 256
+# Integer timestamps below this are epoch seconds, from it on epoch milliseconds. The
+# two never meet inside the accepted range: 10**11 s is the year 5138, 10**11 ms 1973.
+EPOCH_SECONDS_BELOW = 10**11
+DAY_MS = 86_400_000
+MAX_DETAIL_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The input contract's bounds (``settings.input``); the JSON Schemas publish the same.
+
+    ``ts`` must fall in ``[min_ts_ms, now + max_future_ms]``, where now is the
+    time of processing, so that every stored timestamp is one ClickHouse's
+    ``DateTime`` holds and its TTLs expire.
+    """
+
+    max_input_bytes: int = 65_536
+    max_text_chars: int = 5000
+    max_user_id_chars: int = 256
+    max_category_chars: int = 128
+    max_lang_chars: int = 35
+    min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
+    max_future_ms: int = DAY_MS
+    max_original_bytes: int = 65_536
 
 
 @dataclass(frozen=True)
@@ -76,9 +101,19 @@ class Question:
         }
 
 
+# The instants datetime can show: 0001-01-02 … 9999-12-30 (a day inside, for any zone).
+_ISO_MIN_MS = -62_135_510_400_000
+_ISO_MAX_MS = 253_402_128_000_000
+
+
 def iso_ms(ts_ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC with millisecond precision."""
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    """Epoch milliseconds as ISO-8601 UTC with millisecond precision.
+
+    Clamped to what ``datetime`` can show, so that it never raises: validated
+    event times are always well inside, but a Kafka record timestamp may not be.
+    """
+    clamped = min(max(ts_ms, _ISO_MIN_MS), _ISO_MAX_MS)
+    return datetime.fromtimestamp(clamped / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _decode(raw: bytes) -> dict[str, Any]:
@@ -109,13 +144,18 @@ def _required_str(data: dict[str, Any], name: str) -> str:
     return value
 
 
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
+def _optional_str(data: dict[str, Any], name: str, max_chars: int) -> str | None:
     value = data.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidEvent("wrong_type", f"'{name}' must be a string, got {type(value).__name__}")
-    return value.strip() or None
+    value = value.strip()
+    if len(value) > max_chars:
+        raise InvalidEvent(
+            "invalid_value", f"'{name}' has {len(value)} characters; the limit is {max_chars}"
+        )
+    return value or None
 
 
 def _text(data: dict[str, Any], max_chars: int) -> str:
@@ -140,69 +180,104 @@ def _rating(data: dict[str, Any]) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent("wrong_type", f"'rating' must be a number, got {type(value).__name__}")
-    if value != int(value) or not 1 <= value <= 5:
-        raise InvalidEvent("invalid_value", f"'rating' must be an integer 1-5, got {value}")
-    return int(value)
+    if not isinstance(value, int) or not 1 <= value <= 5:
+        raise InvalidEvent("invalid_value", f"'rating' must be an integer 1-5, got {value!r}")
+    return value
 
 
-def _ts_ms(data: dict[str, Any], default_ms: int) -> int:
+def _ts_ms(data: dict[str, Any], default_ms: int, limits: Limits, now_ms: int) -> int:
+    """``ts`` as epoch ms: ISO-8601 with a zone, or an integer (seconds below 10**11, else ms)."""
     value = data.get("ts")
     if value is None:
-        return default_ms
-    if isinstance(value, bool):
-        raise InvalidEvent("wrong_type", "'ts' must be ISO-8601 text or epoch milliseconds")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+        ts = default_ms
+    elif isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidEvent(
+            "wrong_type", "'ts' must be ISO-8601 text with a zone, or integer epoch s/ms"
+        )
+    elif isinstance(value, int):
+        ts = value * 1000 if abs(value) < EPOCH_SECONDS_BELOW else value
+    else:
+        text = value.strip()
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidEvent("invalid_value", f"'ts' is not ISO-8601: {value!r}") from exc
+            raise InvalidEvent("invalid_value", f"'ts' is not ISO-8601: {text[:64]!r}") from exc
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
-    raise InvalidEvent("wrong_type", "'ts' must be ISO-8601 text or epoch milliseconds")
+            raise InvalidEvent("invalid_value", f"'ts' has no time zone: {text[:64]!r}")
+        try:
+            ts = int(parsed.astimezone(UTC).timestamp() * 1000)
+        except (OverflowError, ValueError) as exc:
+            raise InvalidEvent("invalid_value", f"'ts' is out of range: {text[:64]!r}") from exc
+    latest = now_ms + limits.max_future_ms
+    if not limits.min_ts_ms <= ts <= latest:
+        raise InvalidEvent(
+            "invalid_value",
+            f"'ts' {str(value)[:64]!r} is outside {iso_ms(limits.min_ts_ms)} … {iso_ms(latest)}",
+        )
+    return ts
 
 
-def parse_review(raw: bytes, default_ts_ms: int, max_chars: int = 5000) -> Review:
-    """Decode one review record or raise :class:`InvalidEvent`."""
-    data = _decode(raw)
+def _decode_bounded(raw: bytes, limits: Limits) -> dict[str, Any]:
+    if len(raw) > limits.max_input_bytes:
+        raise InvalidEvent("too_large", f"{len(raw)} bytes; the limit is {limits.max_input_bytes}")
+    return _decode(raw)
+
+
+def parse_review(raw: bytes, default_ts_ms: int, limits: Limits, now_ms: int) -> Review:
+    """Decode one review record or raise :class:`InvalidEvent`.
+
+    ``default_ts_ms`` (the Kafka timestamp) stands in for a missing ``ts``;
+    ``now_ms``, the time of processing, bounds ``ts`` from above.
+    """
+    data = _decode_bounded(raw, limits)
     return Review(
         event_id=_required_str(data, "event_id"),
         product_id=_required_str(data, "product_id"),
-        text=_text(data, max_chars),
-        ts_ms=_ts_ms(data, default_ts_ms),
+        text=_text(data, limits.max_text_chars),
+        ts_ms=_ts_ms(data, default_ts_ms, limits, now_ms),
         rating=_rating(data),
-        user_id=_optional_str(data, "user_id"),
-        category=_optional_str(data, "category"),
-        lang=_optional_str(data, "lang"),
+        user_id=_optional_str(data, "user_id", limits.max_user_id_chars),
+        category=_optional_str(data, "category", limits.max_category_chars),
+        lang=_optional_str(data, "lang", limits.max_lang_chars),
     )
 
 
-def parse_question(raw: bytes, default_ts_ms: int, max_chars: int = 5000) -> Question:
+def parse_question(raw: bytes, default_ts_ms: int, limits: Limits, now_ms: int) -> Question:
     """Decode one customer-question record or raise :class:`InvalidEvent`."""
-    data = _decode(raw)
+    data = _decode_bounded(raw, limits)
     return Question(
         event_id=_required_str(data, "event_id"),
         product_id=_required_str(data, "product_id"),
-        text=_text(data, max_chars),
-        ts_ms=_ts_ms(data, default_ts_ms),
-        user_id=_optional_str(data, "user_id"),
+        text=_text(data, limits.max_text_chars),
+        ts_ms=_ts_ms(data, default_ts_ms, limits, now_ms),
+        user_id=_optional_str(data, "user_id", limits.max_user_id_chars),
     )
 
 
-def dead_letter(raw: bytes, source: Source, error: InvalidEvent, now_ms: int) -> dict[str, Any]:
-    """The dead-letter record for a rejected input record."""
+def dead_letter(
+    raw: bytes, source: Source, reason: str, detail: str, now_ms: int, max_original_bytes: int
+) -> dict[str, Any]:
+    """The dead-letter record for a rejected input record; its size is bounded.
+
+    The original bytes are kept whole up to ``max_original_bytes``, then cut
+    (``original_truncated``); ``original_size`` and ``original_sha256`` always
+    describe the whole record, and ``detail`` is at most 500 characters.
+    """
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
     return {
-        "reason": error.reason,
-        "detail": error.detail,
+        "reason": reason,
+        "detail": detail,
         "source": {
             "topic": source.topic,
             "partition": source.partition,
             "offset": source.offset,
             "timestamp": iso_ms(source.timestamp_ms),
         },
-        "original_b64": base64.b64encode(raw).decode("ascii"),
+        "original_b64": base64.b64encode(raw[:max_original_bytes]).decode("ascii"),
+        "original_truncated": len(raw) > max_original_bytes,
+        "original_size": len(raw),
+        "original_sha256": hashlib.sha256(raw).hexdigest(),
         "failed_at": iso_ms(now_ms),
     }
 

@@ -22,7 +22,7 @@ def _complete(line: bytes) -> bytes:
     """Fill in ``event_id``/``product_id`` when the line is a JSON object without them."""
     try:
         data = orjson.loads(line)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError:  # the processor gives it its dead letter
         return line
     if not isinstance(data, dict):
         return line

@@ -9,12 +9,14 @@ sections and never read the environment themselves.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.records import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "packages" / "sentiment-zh-en"
@@ -152,8 +154,6 @@ class StoreSettings(BaseModel):
     user: str = "default"
     password: SecretStr = SecretStr("")
     database: str = "reviewpulse"
-    retry_initial_s: float = Field(0.5, gt=0)
-    retry_max_s: float = Field(30.0, gt=0)
     raw_ttl_days: int = Field(30, ge=1, description="raw events, and late events still rolled up")
     minute_ttl_days: int = Field(
         8, ge=2, description="per-minute aggregates; windows under a day read them, twice over"
@@ -182,6 +182,57 @@ class StoreSettings(BaseModel):
 class WebSettings(BaseModel):
     port: int = Field(6066, ge=1, le=65535)
     host: str = "127.0.0.1"
+    token: SecretStr | None = Field(
+        None,
+        description="when set, /api/* needs 'Authorization: Bearer <token>' "
+        "(/healthz, /readyz and /metrics stay open)",
+    )
+    api_threads: int = Field(
+        2, ge=1, description="threads answering /api reads, apart from the ingestion writes"
+    )
+
+
+class InputSettings(BaseModel):
+    """The input contract's limits; a record outside them becomes a dead letter."""
+
+    max_bytes: int = Field(65_536, ge=256, description="larger records: dead letter too_large")
+    max_text_chars: int = Field(5000, ge=1, description="characters of text after trimming")
+    max_user_id_chars: int = Field(256, ge=1)
+    max_category_chars: int = Field(128, ge=1)
+    max_lang_chars: int = Field(35, ge=2, description="a BCP 47 tag fits in 35")
+    min_ts: datetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC), description="earliest event time accepted"
+    )
+    max_future: timedelta = Field(
+        timedelta(days=1), description="how far past the time of processing ts may lie"
+    )
+    max_original_bytes: int = Field(
+        65_536,
+        ge=0,
+        description="a dead letter keeps the original whole up to this size, then cuts it",
+    )
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_input_bytes=self.max_bytes,
+            max_text_chars=self.max_text_chars,
+            max_user_id_chars=self.max_user_id_chars,
+            max_category_chars=self.max_category_chars,
+            max_lang_chars=self.max_lang_chars,
+            min_ts_ms=int(self.min_ts.timestamp() * 1000),
+            max_future_ms=int(self.max_future.total_seconds() * 1000),
+            max_original_bytes=self.max_original_bytes,
+        )
+
+
+class RetrySettings(BaseModel):
+    """Transient failures (broker, store) are retried with capped exponential backoff."""
+
+    initial_s: float = Field(0.5, gt=0)
+    max_s: float = Field(30.0, gt=0)
+    escalate_after: int = Field(
+        5, ge=1, description="attempts logged as warnings before they are logged as errors"
+    )
 
 
 class Settings(BaseSettings):
@@ -195,7 +246,11 @@ class Settings(BaseSettings):
 
     app_id: str = "reviewpulse"
     data_dir: Path = Path(".reviewpulse")
-    max_text_chars: int = Field(5000, ge=1)
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, description="on SIGTERM, how long a batch in delivery may still take"
+    )
+    input: InputSettings = InputSettings()
+    retry: RetrySettings = RetrySettings()
     kafka: KafkaSettings = KafkaSettings()
     batch: BatchSettings = BatchSettings()
     model: ModelSettings = ModelSettings()

@@ -1,34 +1,80 @@
 """Makes a processed batch durable: Kafka acknowledges, then the store holds it.
 
 Only after :meth:`BatchSink.deliver` returns may the agent ack the batch's
-input events (and so let Faust commit their offsets). Failures are retried
-with capped exponential backoff, forever: while the agent waits here it stops
-taking events, Faust's flow control stops fetching, and nothing is committed
-past the unwritten batch. A re-sent batch may duplicate enriched events on the
-output topic (at-least-once); the store collapses duplicates by event_id.
+input events (and so let Faust commit their offsets). Every failure falls in
+one class of the error tree (:mod:`streams.errors`):
+
+- transient (broker unavailable, timeouts, store unreachable or busy, an
+  unclassified store error): retried with capped exponential backoff, counted
+  in :class:`~streams.health.Health` (``/readyz``), logged as a warning and,
+  past ``retry.escalate_after`` attempts, as an error. While the agent waits
+  here it takes no events, Faust's flow control stops fetching, and nothing
+  is committed past the unwritten batch.
+- permanent for one event (``EventTooLarge``, ``StoreRejected``): the events
+  concerned become dead letters (``too_large``, ``store_rejected``), found by
+  splitting the store write in halves down to single events; the rest goes on.
+- permanent for the worker (``KafkaConfigError``, ``StoreFatal``): raised to
+  the agent, which stops consuming with ``/healthz`` at 503; no ack, no commit.
+
+A re-sent batch may duplicate enriched events on the output topic
+(at-least-once); the store counts each event_id once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
-from streams.errors import DeliveryError, StoreError, StoreUnavailable
-from streams.pipeline import BatchResult, Kind, Stats
+from streams.errors import (
+    DeliveryError,
+    EventTooLarge,
+    KafkaConfigError,
+    StoreError,
+    StoreFatal,
+    StoreRejected,
+)
+from streams.health import Health
+from streams.pipeline import BatchProcessor, BatchResult, Kind, RawRecord, Stats
 from streams.store import Store
 
 log = logging.getLogger(__name__)
+
+FATAL = (KafkaConfigError, StoreFatal)
 
 
 class OutputTopic(Protocol):
     """The part of a Faust topic the sink uses."""
 
     async def send(self, *, key: Any = None, value: Any = None) -> Awaitable[Any]: ...
+
+
+def kafka_error(exc: BaseException) -> DeliveryError | KafkaConfigError:
+    """A producer failure in the error tree, judged by the Kafka error in its cause chain.
+
+    Faust wraps every error of ``producer.send()`` in ``ProducerSendError``;
+    aiokafka's class names say what happened (``MessageSizeTooLargeError``,
+    ``TopicAuthorizationFailedError``, ``KafkaTimeoutError``, …).
+    """
+    if isinstance(exc, DeliveryError | KafkaConfigError):
+        return exc
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 8:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    names = " ".join(type(c).__name__ for c in chain) + " " + " ".join(str(c) for c in chain)
+    text = f"{type(exc).__name__}: {exc}"[:300]
+    if "TooLarge" in names or "MESSAGE_TOO_LARGE" in names:
+        return EventTooLarge(text)
+    if "Authorization" in names or "Authentication" in names or "SaslAuth" in names:
+        return KafkaConfigError(text)
+    return DeliveryError(text)
 
 
 class ProducerTopic:
@@ -55,11 +101,21 @@ class Backoff:
         self.initial = initial
         self.maximum = maximum
 
-    def delays(self) -> Any:
+    def delays(self) -> Iterator[float]:
         delay = self.initial
         while True:
             yield delay
             delay = min(delay * 2, self.maximum)
+
+
+@dataclass
+class _Outgoing:
+    """One record to send: an enriched event (with its input record) or a dead letter."""
+
+    topic: OutputTopic
+    key: bytes | None
+    event: dict[str, Any]
+    source: RawRecord | None  # set for enriched events
 
 
 class BatchSink:
@@ -71,37 +127,126 @@ class BatchSink:
         deadletter: OutputTopic,
         backoff: Backoff,
         stats: Stats,
+        health: Health,
+        escalate_after: int = 5,
     ) -> None:
         self.store = store
         self.stats = stats
+        self.health = health
         self.executor = executor
         self.enriched = enriched
         self.deadletter = deadletter
         self.backoff = backoff
+        self.escalate_after = escalate_after
         self.retries = 0
-        self.store_ok = True
 
-    async def deliver(self, kind: Kind, result: BatchResult) -> None:
-        await self._retrying("kafka", lambda: self._send(kind, result))
-        await self._retrying("store", lambda: self._write(kind, result.enriched))
+    @property
+    def store_ok(self) -> bool:
+        return "store" not in self.health.retrying
 
-    async def _send(self, kind: Kind, result: BatchResult) -> None:
-        topic = self.enriched[kind]
-        pending = [
-            await topic.send(key=e["product_id"].encode(), value=orjson.dumps(e))
-            for e in result.enriched
-        ]
-        pending += [
-            await self.deadletter.send(key=None, value=orjson.dumps(d)) for d in result.dead_letters
-        ]
-        outcomes = await asyncio.gather(*pending, return_exceptions=True)
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
-        if failed:
-            raise DeliveryError(f"{len(failed)} of {len(pending)} sends failed: {failed[0]!r}")
+    async def deliver(self, processor: BatchProcessor, result: BatchResult) -> None:
+        """Send the batch's records, then store its enriched events; return once both hold.
 
-    async def _write(self, kind: Kind, events: Sequence[dict[str, Any]]) -> None:
-        if not events:
-            return
+        Raises only ``KafkaConfigError`` or ``StoreFatal`` (the worker must stop).
+        """
+        kind = processor.kind
+        outgoing = [
+            _Outgoing(self.enriched[kind], e["product_id"].encode(), e, src)
+            for e, src in zip(result.enriched, result.enriched_from, strict=True)
+        ] + [_Outgoing(self.deadletter, None, d, None) for d in result.dead_letters]
+        sent = await self._send(processor, outgoing)
+        stored = [o for o in sent if o.source is not None]
+        rejected = await self._store(kind, stored)
+        if rejected:
+            letters = [
+                self._dead(processor, o.source, "store_rejected", why)
+                for o, why in rejected
+                if o.source is not None
+            ]
+            await self._send(processor, letters)
+
+    def _dead(
+        self, processor: BatchProcessor, source: RawRecord, reason: str, detail: str
+    ) -> _Outgoing:
+        letter = processor.dead_letter(source, reason, detail)
+        self.stats.dead_letters[reason] += 1
+        self.stats.processed[processor.kind] -= 1
+        return _Outgoing(self.deadletter, None, letter, None)
+
+    async def _send(self, processor: BatchProcessor, outgoing: list[_Outgoing]) -> list[_Outgoing]:
+        """Send until Kafka acknowledged every record; returns the enriched ones it took.
+
+        Failed records alone are re-sent. An enriched event too large for its
+        topic is replaced by a ``too_large`` dead letter; a dead letter too
+        large is re-sent without its original bytes.
+        """
+        delivered: list[_Outgoing] = []
+        pending = outgoing
+        delays = self.backoff.delays()
+        while pending:
+            outcomes = await self._send_once(pending)
+            retry: list[_Outgoing] = []
+            transient: DeliveryError | None = None
+            for item, outcome in zip(pending, outcomes, strict=True):
+                if outcome is None:
+                    delivered.append(item)
+                    continue
+                error = kafka_error(outcome)
+                if isinstance(error, KafkaConfigError):
+                    raise error
+                if isinstance(error, EventTooLarge):
+                    retry.append(self._too_large(processor, item, str(error)))
+                else:
+                    transient = error
+                    retry.append(item)
+            if transient is not None:
+                await self._wait("kafka", transient, next(delays))
+            pending = retry
+        self.health.recovered("kafka")
+        return [o for o in delivered if o.source is not None]
+
+    def _too_large(self, processor: BatchProcessor, item: _Outgoing, why: str) -> _Outgoing:
+        if item.source is not None:
+            log.error("enriched event from %s too large for its topic", item.source.source)
+            return self._dead(processor, item.source, "too_large", why)
+        stripped = {**item.event, "original_b64": "", "original_truncated": True}
+        return _Outgoing(self.deadletter, None, stripped, None)
+
+    async def _send_once(self, items: list[_Outgoing]) -> list[BaseException | None]:
+        futures: list[Awaitable[Any] | BaseException] = []
+        for item in items:
+            try:
+                futures.append(await item.topic.send(key=item.key, value=orjson.dumps(item.event)))
+            except Exception as exc:  # Faust raises ProducerSendError from send() itself
+                futures.append(exc)
+
+        async def outcome(f: Awaitable[Any] | BaseException) -> BaseException | None:
+            if isinstance(f, BaseException):
+                return f
+            try:
+                await f
+            except Exception as exc:
+                return exc
+            return None
+
+        return list(await asyncio.gather(*(outcome(f) for f in futures)))
+
+    async def _store(self, kind: Kind, items: Sequence[_Outgoing]) -> list[tuple[_Outgoing, str]]:
+        """Write the enriched events; returns those the store rejects, with its reason."""
+        if not items:
+            return []
+        try:
+            await self._retrying("store", lambda: self._write(kind, items))
+        except StoreRejected as exc:
+            if len(items) == 1:
+                log.error("the store rejects the event from %s: %s", items[0].source, exc)
+                return [(items[0], str(exc))]
+            half = len(items) // 2
+            return await self._store(kind, items[:half]) + await self._store(kind, items[half:])
+        return []
+
+    async def _write(self, kind: Kind, items: Sequence[_Outgoing]) -> None:
+        events = [o.event for o in items]
         reviews = events if kind == "review" else ()
         questions = events if kind == "question" else ()
         loop = asyncio.get_running_loop()
@@ -109,16 +254,30 @@ class BatchSink:
         self.stats.stored[kind] += len(events)
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Run ``attempt`` until it succeeds or fails in a way retrying cannot fix."""
         for delay in self.backoff.delays():
             try:
                 await attempt()
-            except (DeliveryError, StoreUnavailable, StoreError) as exc:
-                self.retries += 1
-                if what == "store":
-                    self.store_ok = False
-                log.warning("%s write failed (%s); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
+            except (*FATAL, StoreRejected):
+                raise
+            except Exception as exc:  # transient, or unclassified: retried, never silently
+                error = exc if isinstance(exc, StoreError) else StoreError(f"{exc!r}")
+                await self._wait(what, error, delay)
             else:
-                if what == "store":
-                    self.store_ok = True
+                self.health.recovered(what)
                 return
+
+    async def _wait(self, what: str, error: Exception, delay: float) -> None:
+        self.retries += 1
+        attempts = self.health.retry(what, f"{type(error).__name__}: {error}")
+        level = logging.ERROR if attempts > self.escalate_after else logging.WARNING
+        log.log(
+            level,
+            "%s failed %d times in a row (%s: %s); retrying in %.1fs",
+            what,
+            attempts,
+            type(error).__name__,
+            error,
+            delay,
+        )
+        await asyncio.sleep(delay)

@@ -1,21 +1,27 @@
 """HTTP views on the worker's Faust web server: health, metrics, product sentiment.
 
-The ``/api`` views answer from the store in the worker's executor (the store's
-backends block). Their request handling is plain functions of the store and
-the query parameters (:func:`products_reply`, :func:`product_reply`), so it is
-tested without a web server.
+The ``/api`` views answer from the store on their own thread pool (the
+store's backends block; ingestion writes have a thread of their own). Their
+request handling is plain functions of the store and the query parameters
+(:func:`products_reply`, :func:`product_reply`), so it is tested without a web
+server. With ``web.token`` set, ``/api/*`` needs ``Authorization: Bearer
+<token>``; ``/healthz``, ``/readyz`` and ``/metrics`` stay open.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import functools
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
 import faust
 
+from streams.health import Health
 from streams.pipeline import Stats
+from streams.settings import WebSettings
 from streams.sink import BatchSink
 from streams.store import Store
 
@@ -30,6 +36,22 @@ def _limit(query: Mapping[str, str]) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, not {text!r}")
     return int(text)
+
+
+def health_reply(store: Store, query: Mapping[str, str]) -> Reply:
+    """``/api/health?limit=10``: all retained hours, most negative products first."""
+    try:
+        return 200, {"products": store.product_health(_limit(query))}
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+
+
+def authorized(token: str | None, header: str | None) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (any, without a token)."""
+    if token is None:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
 def products_reply(store: Store, query: Mapping[str, str]) -> Reply:
@@ -71,19 +93,46 @@ def categories_reply(store: Store, query: Mapping[str, str]) -> Reply:
 
 
 def register_views(
-    app: faust.App, store: Store, stats: Stats, sink: BatchSink, executor: Executor
+    app: faust.App,
+    store: Store,
+    stats: Stats,
+    sink: BatchSink,
+    health: Health,
+    executor: Executor,
+    settings: WebSettings,
 ) -> None:
-    async def in_executor(reply: Callable[..., Reply], *args: Any) -> Reply:
-        return await asyncio.get_running_loop().run_in_executor(executor, reply, store, *args)
+    token = settings.token.get_secret_value() if settings.token else None
+
+    def api(
+        reply: Callable[..., Reply],
+    ) -> Callable[..., Awaitable[Any]]:
+        """A view answering ``reply(store, *path_args, query)`` on the API pool, after auth."""
+
+        async def view(web: Any, request: Any, *args: str) -> Any:
+            if not authorized(token, request.headers.get("Authorization")):
+                return web.json(
+                    {"error": "missing or wrong bearer token"},
+                    status=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            loop = asyncio.get_running_loop()
+            call = functools.partial(reply, store, *args, dict(request.query))
+            status, body = await loop.run_in_executor(executor, call)
+            return web.json(body, status=status)
+
+        return view
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+        problems = health.problems()
+        body = {"status": "fail" if problems else "ok", "problems": problems}
+        return web.json(body, status=503 if problems else 200)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = sink.store_ok
-        return web.json({"ready": ready, "store_ok": sink.store_ok}, status=200 if ready else 503)
+        ready = not health.problems() and not health.retrying
+        body = {"ready": ready, "store_ok": sink.store_ok, **health.report()}
+        return web.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -96,24 +145,23 @@ def register_views(
             }
         )
 
+    health_view = api(health_reply)
+    products_view = api(products_reply)
+    product_view = api(product_reply)
+    categories_view = api(categories_reply)
+
     @app.page("/api/health")
     async def product_health(web: Any, request: Any) -> Any:
-        limit = int(request.query.get("limit", "10"))
-        loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(executor, store.product_health, limit)
-        return web.json({"products": rows})
+        return await health_view(web, request)
 
     @app.page("/api/products")
     async def products(web: Any, request: Any) -> Any:
-        status, body = await in_executor(products_reply, dict(request.query))
-        return web.json(body, status=status)
+        return await products_view(web, request)
 
     @app.page("/api/products/{product_id}")
     async def product(web: Any, request: Any, product_id: str) -> Any:
-        status, body = await in_executor(product_reply, product_id, dict(request.query))
-        return web.json(body, status=status)
+        return await product_view(web, request, product_id)
 
     @app.page("/api/categories")
     async def categories(web: Any, request: Any) -> Any:
-        status, body = await in_executor(categories_reply, dict(request.query))
-        return web.json(body, status=status)
+        return await categories_view(web, request)

@@ -52,7 +52,7 @@ def test_store_outage_pauses_commits_and_resumes_without_loss(
             namespace,
             REVIEWPULSE_STORE__URL=server.url,
             REVIEWPULSE_STORE__DATABASE="rp",
-            REVIEWPULSE_STORE__RETRY_MAX_S="2",
+            REVIEWPULSE_RETRY__MAX_S="2",
         )
         try:
             worker.wait_ready()
