@@ -19,12 +19,17 @@ clickhouse-connect uses, with chdb executing every statement:
   ``X-ClickHouse-Exception-Code`` and ClickHouse's message as the body.
 - ``GET /ping`` → ``Ok.``
 
-Not served: authentication (any user is accepted), compressed request bodies,
-external tables, sessions with their own state.
+Authentication: any user is accepted unless ``password`` is set; then a request
+whose Basic credentials (or ``X-ClickHouse-Key``) carry another password
+answers 516 AUTHENTICATION_FAILED, as a server does.
+
+Not served: compressed request bodies, external tables, sessions with their
+own state.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -77,6 +82,7 @@ class ChdbHTTPServer:
         self.lock = threading.Lock()  # one statement (with its SET/USE) at a time
         self.applied: dict[str, str] = {}  # settings and database now in effect
         self.outage = False  # True: drop every connection unanswered, as a dead server would
+        self.password: str | None = None  # set: every request must carry it
         self.spool = Path(tempfile.mkdtemp(prefix="chdb-http-"))
         self.timezone = self.session.query("SELECT timezone()", "TSV").bytes().decode().strip()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -173,6 +179,13 @@ def _handler(server: ChdbHTTPServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            if server.password is not None and self._password() != server.password:
+                message = (
+                    "Code: 516. DB::Exception: default: Authentication failed: password is"
+                    " incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)\n"
+                )
+                self._reply(403, message.encode(), {"X-ClickHouse-Exception-Code": "516"})
+                return
             if url.path == "/ping":
                 self._reply(200, b"Ok.\n", {})
                 return
@@ -189,6 +202,12 @@ def _handler(server: ChdbHTTPServer) -> type[BaseHTTPRequestHandler]:
                 self._reply(500, message.encode() + b"\n", headers)
                 return
             self._reply(200, data, headers)
+
+        def _password(self) -> str:
+            auth = self.headers.get("Authorization") or ""
+            if auth.startswith("Basic "):
+                return base64.b64decode(auth[6:]).decode().partition(":")[2]
+            return self.headers.get("X-ClickHouse-Key") or ""
 
         def _reply(self, status: int, data: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)

@@ -97,10 +97,12 @@ ENGINE = ReplacingMergeTree(n)
 PARTITION BY toYYYYMM(hour)
 ORDER BY (hour, category);
 
--- Reviews stored before this migration become facts of write 0, which
--- Store.migrate rolls up right after (a re-run inserts the same rows again,
--- and they collapse).
+-- Reviews stored before this migration become facts (write_id 0), which
+-- Store.migrate rolls up once the schema is current (a re-run inserts the
+-- same rows again, and they collapse). The column list keeps this statement
+-- valid on the tables as migration 003 leaves them.
 INSERT INTO {db}.review_facts
+    (minute, product_id, event_id, category, label, rating, sentiment, processed_at)
 SELECT toStartOfMinute(ts), product_id, event_id, category, label, rating,
-       p_positive - p_negative, processed_at, 0
+       p_positive - p_negative, processed_at
 FROM {db}.reviews;

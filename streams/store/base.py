@@ -19,15 +19,23 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from streams.errors import StoreError
+from streams.errors import StoreError, StoreRejected
 from streams.settings import StoreSettings
 from streams.store import windows as w
 from streams.store.rollup import (
-    BACKFILL_WRITE_ID,
+    CLOCK_SQL,
+    QUESTION_CONTENT,
+    REBUILD_AFTER,
+    REVIEW_CONTENT,
     TTLS,
     WriteIds,
+    content_hashes,
+    rebuild_statements,
     review_facts,
+    review_versions,
     rollup_statements,
+    tombstone_statement,
+    write_log,
 )
 
 log = logging.getLogger(__name__)
@@ -168,13 +176,13 @@ class Store:
             for r in self.backend.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE} FINAL")
         }
         applied = []
-        for version, name, sql in migrations():
-            if version in done:
-                continue
+        pending = [m for m in migrations() if m[0] not in done]
+        last_rebuild = max((v for v, _, _ in pending if v in REBUILD_AFTER), default=None)
+        for version, name, sql in pending:
             for statement in _statements(sql.replace("{db}", db)):
                 self.backend.command(statement)
-            if version == 2:  # roll up the reviews it backfilled into review_facts
-                self._rollup(BACKFILL_WRITE_ID)
+            if version == last_rebuild:  # re-roll what it backfilled, on the current schema
+                self._rebuild()
             self.backend.command(
                 f"INSERT INTO {db}.{MIGRATIONS_TABLE} (version, name) VALUES ({version}, '{name}')"
             )
@@ -195,6 +203,8 @@ class Store:
         )
         current = {r["name"]: _TTL_CLAUSE.search(r["engine_full"]) for r in rows}
         for table, (expr, field) in TTLS.items():
+            if table not in current:  # not created yet (a store behind the migrations)
+                continue
             want = expr.format(days=int(getattr(self.settings, field)))
             found = current.get(table)
             if found is None or found[1] != want:
@@ -202,25 +212,51 @@ class Store:
                 log.info("store retention of %s: %s", table, want)
 
     def write(self, reviews: Sequence[dict[str, Any]], questions: Sequence[dict[str, Any]]) -> None:
-        """Insert one batch of enriched events (columnar) and re-roll what its reviews touch."""
-        if reviews:
-            self.insert_reviews(reviews_to_arrow(reviews))
-        if questions:
-            self.backend.insert_arrow(f"{self.db}.questions", questions_to_arrow(questions))
+        """Insert one batch of enriched events (columnar) and re-roll what its reviews touch.
+
+        StoreRejected when the events cannot form an Arrow batch (a value out
+        of its column's range or type): writing them again cannot succeed.
+        """
+        try:
+            review_table = reviews_to_arrow(reviews) if reviews else None
+            question_table = questions_to_arrow(questions) if questions else None
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise StoreRejected(f"events do not fit the store's columns: {exc}") from exc
+        if review_table is not None:
+            self.insert_reviews(review_table)
+        if question_table is not None:
+            hashes = content_hashes(question_table, QUESTION_CONTENT)
+            self.backend.insert_arrow(
+                f"{self.db}.questions", question_table.append_column("content_hash", hashes)
+            )
 
     def insert_reviews(self, reviews: pa.Table) -> None:
-        """Insert a ``REVIEW_SCHEMA`` batch, then re-roll every aggregate key it touched.
+        """Insert a ``REVIEW_SCHEMA`` batch, then re-roll every aggregate cell it touched.
 
         Safe to repeat: a failure anywhere leaves the batch to be written
-        again, and writing it again yields the same aggregates.
+        again, and writing it again yields the same aggregates. The order of
+        the steps is what keeps racing writers exact (see :mod:`streams.store.rollup`).
         """
-        self.backend.insert_arrow(f"{self.db}.reviews", reviews)
+        db = self.db
         write_id = self._write_ids.next()
-        self.backend.insert_arrow(f"{self.db}.review_facts", review_facts(reviews, write_id))
-        self._rollup(write_id)
+        hashes = content_hashes(reviews, REVIEW_CONTENT)
+        self.backend.insert_arrow(f"{db}.review_writes", write_log(reviews, write_id))
+        self.backend.insert_arrow(f"{db}.review_versions", review_versions(reviews, hashes))
+        self.backend.insert_arrow(f"{db}.reviews", reviews.append_column("content_hash", hashes))
+        self.backend.insert_arrow(f"{db}.review_facts", review_facts(reviews, hashes))
+        self.backend.command(tombstone_statement(db, write_id))
+        computed_at = self._clock()
+        for statement in rollup_statements(db, write_id, computed_at, self.settings.raw_ttl_days):
+            self.backend.command(statement)
 
-    def _rollup(self, write_id: int) -> None:
-        for statement in rollup_statements(self.db, write_id):
+    def _clock(self) -> int:
+        """The server's clock in ns, read after a write's inserts: its recomputes' version."""
+        return int(self.backend.query(CLOCK_SQL)[0]["ns"])
+
+    def _rebuild(self) -> None:
+        """Re-roll every aggregate cell within the raw retention from ``review_facts``."""
+        computed_at = self._clock()
+        for statement in rebuild_statements(self.db, computed_at, self.settings.raw_ttl_days):
             self.backend.command(statement)
 
     def event_ids(self, table: str) -> set[str]:

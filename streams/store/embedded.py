@@ -1,7 +1,9 @@
 """chdb backend: the ClickHouse engine in-process, on a local data directory.
 
 A data directory can be opened by one process at a time; the worker that owns
-it also answers the dashboard's queries. Inserts go through chdb's
+it also answers the dashboard's queries. Failures are classified by
+:mod:`streams.store.failures` (a directory locked by another process is
+transient). Inserts go through chdb's
 ``Python(table)`` table function, which reads the Arrow batch columnar.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from streams.errors import StoreError, StoreUnavailable
+from streams.store.failures import cause, store_error
 
 
 def _escaped(params: Mapping[str, str]) -> dict[str, str]:
@@ -28,11 +30,11 @@ class ChdbBackend:
     def __init__(self, path: Path) -> None:
         from chdb import session
 
-        path.mkdir(parents=True, exist_ok=True)
         try:
+            path.mkdir(parents=True, exist_ok=True)
             self._session = session.Session(str(path))
         except Exception as exc:  # chdb raises plain RuntimeError/Exception
-            raise StoreUnavailable(f"cannot open chdb directory {path}: {exc}") from exc
+            raise store_error(f"cannot open chdb directory {path}", exc) from exc
         self._lock = threading.Lock()  # one statement at a time per session
         self.path = path
 
@@ -40,8 +42,8 @@ class ChdbBackend:
         with self._lock:
             try:
                 return self._session.query(sql, fmt, params=_escaped(params or {}))
-            except Exception as exc:
-                raise StoreError(f"chdb: {exc}") from exc
+            except Exception as exc:  # chdb raises plain RuntimeError/Exception
+                raise store_error("chdb", exc) from cause(exc)
 
     def command(self, sql: str) -> None:
         self._run(sql)
@@ -55,7 +57,7 @@ class ChdbBackend:
                     f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(batch)"
                 )
             except Exception as exc:
-                raise StoreError(f"chdb insert into {table}: {exc}") from exc
+                raise store_error(f"chdb insert into {table}", exc) from cause(exc)
         del batch
 
     def query(self, sql: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:

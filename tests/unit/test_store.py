@@ -100,6 +100,8 @@ def test_retention_follows_settings(
         "reviews": "toDateTime(ts) + toIntervalDay(30)",
         "questions": "toDateTime(ts) + toIntervalDay(30)",
         "review_facts": "minute + toIntervalDay(30)",
+        "review_versions": "minute + toIntervalDay(30)",
+        "review_writes": "written_at + toIntervalDay(1)",
         "product_minute": "minute + toIntervalDay(8)",
         "category_minute": "minute + toIntervalDay(8)",
         "product_hour": "hour + toIntervalDay(400)",
