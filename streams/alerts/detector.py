@@ -1,0 +1,64 @@
+"""Is one window's negative count a spike against its baseline?
+
+The test is on the share given the window's volume: k negatives of n
+reviews against the beta-binomial predictive of the baseline's Beta(a, b).
+More reviews at the usual share (a promotion) is not a spike; the same
+reviews with more of them negative is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streams.alerts.baseline import Baseline
+from streams.alerts.settings import AlertSettings
+
+# P(K ≥ k | n, a, b): the beta-binomial, or a stand-in to compare it with (calibration).
+Tail = Callable[[int, int, float, float], float]
+
+
+def alpha_for_budget(
+    false_alerts_per_day: float, active_series: int, windows_per_day: float
+) -> float:
+    """Per-test significance level that spends a budget of false alerts per day.
+
+    Every active series (product or category with a window in its history)
+    is tested once per window of each size, so tests per day = active_series ×
+    windows_per_day (summed over the sizes: 24 + 1 for 1h and 24h). With
+    alpha = budget / tests per day, a union bound keeps the expected number of
+    windows over threshold by chance, and so of false alerts, at or under the
+    budget, however many products there are. The bound is conservative:
+    series without reviews in a window are counted but cannot fire, and a
+    warning needs ``pending_windows`` windows in a row.
+    """
+    tests_per_day = max(active_series, 1) * windows_per_day
+    return min(1.0, false_alerts_per_day / tests_per_day)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One window tested: its p-value, and whether it is over the warning or critical line."""
+
+    p_value: float
+    over: bool
+    critical: bool
+
+
+def assess(
+    negative: int,
+    n: int,
+    baseline: Baseline,
+    alpha: float,
+    settings: AlertSettings,
+    tail: Tail,
+) -> Verdict:
+    """Over threshold: p < alpha, at least ``min_negative`` negatives and a share up by the floor.
+
+    The floor and the minimum keep tiny but significant moves (a share from
+    2 % to 5 % on a best seller, two bad reviews of a slow seller) quiet.
+    """
+    p_value = tail(negative, n, baseline.a, baseline.b)
+    rose = n > 0 and negative / n - baseline.share >= settings.effect_floor
+    over = negative >= settings.min_negative and rose and p_value < alpha
+    return Verdict(p_value, over, over and p_value < alpha / settings.critical_factor)

@@ -1,0 +1,76 @@
+"""The per-window test: alpha from the budget, the baseline it predicts from, the thresholds."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from streams.alerts.baseline import Baseline, History, overall_share
+from streams.alerts.detector import alpha_for_budget, assess
+from streams.alerts.settings import AlertSettings
+from streams.alerts.tails import beta_binomial_sf
+
+DAY = 86_400_000
+
+
+def test_alpha_spends_the_budget_over_every_series_and_window() -> None:
+    settings = AlertSettings()
+    assert settings.windows_per_day() == 25  # 24 hourly + 1 daily
+    # 1,000 products and 20 categories, each tested 25 times a day: 25,500 tests per day.
+    assert alpha_for_budget(1.0, 1020, 25) == pytest.approx(1 / 25_500)
+    assert alpha_for_budget(2.0, 1020, 25) == pytest.approx(2 / 25_500)
+    assert alpha_for_budget(1.0, 0, 25) == pytest.approx(1 / 25)
+    assert alpha_for_budget(100.0, 1, 1) == 1.0
+
+
+def test_history_decays_by_half_life_and_forgets_past_the_horizon() -> None:
+    history = History(half_life_ms=7 * DAY, horizon_ms=28 * DAY)
+    history.add(0, n=10, negative=4)
+    assert history.counts(0) == (4.0, 6.0)
+    assert history.counts(7 * DAY) == pytest.approx((2.0, 3.0))
+    history.add(14 * DAY, n=2, negative=2)
+    assert history.counts(14 * DAY) == pytest.approx((1.0 + 2.0, 1.5))
+    assert history.counts(28 * DAY) == pytest.approx((0.0625 * 4 + 0.25 * 2, 0.0625 * 6))
+    # The window of day 0 leaves once it is older than 28 days; day 14's stays.
+    assert history.counts(28 * DAY + 1) == pytest.approx((0.25 * 2, 0.0), abs=1e-6)
+    assert history.counts(43 * DAY) == (0.0, 0.0)
+
+
+def test_baseline_shrinks_thin_history_toward_the_prior() -> None:
+    no_history = Baseline(0.0, 0.0, prior_share=0.2, prior_strength=10)
+    assert no_history.share == pytest.approx(0.2)
+    assert (no_history.a, no_history.b, no_history.n) == pytest.approx((2.0, 8.0, 0.0))
+    thin = Baseline(2.0, 0.0, prior_share=0.2, prior_strength=10)  # two bad reviews so far
+    assert thin.share == pytest.approx(4 / 12)
+    thick = Baseline(50.0, 950.0, prior_share=0.2, prior_strength=10)
+    assert thick.share == pytest.approx(52 / 1010)
+    assert overall_share(0.0, 0.0) == 0.5
+    assert overall_share(30.0, 70.0) == pytest.approx(30.5 / 101)
+
+
+def verdict(negative: int, n: int, **overrides: float) -> tuple[bool, bool]:
+    settings = AlertSettings(**overrides)
+    baseline = Baseline(100.0, 900.0, prior_share=0.1, prior_strength=10)  # share 0.1
+    v = assess(negative, n, baseline, 1e-3, settings, beta_binomial_sf)
+    return v.over, v.critical
+
+
+def test_over_threshold_needs_significance_volume_and_effect() -> None:
+    assert verdict(9, 20) == (True, False)  # 45 % against 10 %, p ≈ 8e-5
+    assert verdict(20, 40) == (True, True)  # p ≈ 1e-9 < alpha / 100
+    assert verdict(4, 4) == (True, False)  # p ≈ 1e-4
+    assert verdict(4, 4, min_negative=5) == (False, False)
+    # Significant on a big window, but the share rose by 5 points only.
+    assert verdict(300, 2000) == (False, False)
+    assert verdict(300, 2000, effect_floor=0.04) == (True, False)  # p ≈ 5e-5
+    assert verdict(0, 0) == (False, False)
+
+
+def test_settings_check_windows() -> None:
+    assert AlertSettings().window_lengths_ms() == {"1h": 3_600_000, "24h": DAY}
+    with pytest.raises(ValidationError, match="duration"):
+        AlertSettings(windows=["1 hour"])
+    with pytest.raises(ValidationError, match="repeat a length"):
+        AlertSettings(windows=["1h", "60m"])
+    with pytest.raises(ValidationError, match="longer than the longest"):
+        AlertSettings(windows=["7d"], history_days=7)
