@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from export.data import en_reviews, zh_shopping
-from models.package import load_package
-from models.runtime import create_session
-from models.scorer import Scorer, load_tokenizer
+from models.runtime import open_scorer
+from models.scorer import Scorer
 
 
 def median_length_texts(scorer: Scorer, data_dir: Path, n: int) -> tuple[list[str], int]:
@@ -57,12 +56,6 @@ def _throughput(
     }
 
 
-def _onnx_scorer(package_dir: Path, threads: int) -> Scorer:
-    package = load_package(package_dir)
-    session = create_session(package.model_path, intra_op_threads=threads)
-    return Scorer(package, session, load_tokenizer(package), sub_batch=10**6)
-
-
 def run_model_bench(
     package_dir: Path,
     fp32_dir: Path | None,
@@ -76,11 +69,11 @@ def run_model_bench(
     import onnxruntime as ort
 
     threads = os.cpu_count() or 1
-    int8 = _onnx_scorer(package_dir, threads)
+    int8 = open_scorer(package_dir, threads=threads, sub_batch=10**6)
     texts, median = median_length_texts(int8, data_dir, n)
     runners: dict[str, Callable[[Sequence[str]], object]] = {"onnx_int8": int8.score}
     if fp32_dir is not None:
-        runners["onnx_fp32"] = _onnx_scorer(fp32_dir, threads).score
+        runners["onnx_fp32"] = open_scorer(fp32_dir, threads=threads, sub_batch=10**6).score
     versions = {"onnxruntime": ort.__version__}
     if checkpoint is not None:
         import torch

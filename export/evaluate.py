@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from export.data import LABELS, Example, en_reviews, zh_shopping
-from models.package import load_package
-from models.runtime import create_session
-from models.scorer import Scorer, load_tokenizer
+from models.runtime import open_scorer
+from models.scorer import Scorer
 
 NEG, NEU, POS = (LABELS.index(x) for x in ("negative", "neutral", "positive"))
 
@@ -62,8 +61,8 @@ def _binary(examples: Sequence[Example], probs: np.ndarray[Any, Any]) -> dict[st
 
 def evaluate(package_dir: Path, data_dir: Path, *, limit: int | None = None) -> dict[str, Any]:
     """Metrics on the Chinese dev split and the English held-out split."""
-    package = load_package(package_dir)
-    scorer = Scorer(package, create_session(package.model_path), load_tokenizer(package))
+    scorer = open_scorer(package_dir)
+    package = scorer.package
     zh = zh_shopping(data_dir, "dev")[:limit]
     en = en_reviews(data_dir, "heldout")[:limit]
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Drop multi-character vocabulary pieces that Chinese and English text do not need.
 
-The base encoder's vocabulary was already pruned by script (``e5_base``). The
+The base encoder's vocabulary was already pruned by script (``export.e5.pruning``). The
 size budget of the shipped int8 package (≤ 80 MB, with the accuracy-critical
 FFN output weights kept at 16 bits) needs ~12 MB more, so this drops the
 *multi-character* pieces that contain Latin-extended letters (French,

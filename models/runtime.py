@@ -1,7 +1,9 @@
-"""onnxruntime sessions: CPU by default, CUDA when configured and present.
+"""onnxruntime sessions (CPU by default, CUDA when configured and present) and scorers.
 
-Sessions are created when the service starts (never at import time) and are
-safe to call from a worker thread: onnxruntime releases the GIL while it runs.
+:func:`open_scorer` is the one way a package becomes a :class:`~models.scorer.Scorer`:
+the worker, the export commands and the tests all call it. Sessions are created when
+the service starts (never at import time) and are safe to call from a worker thread:
+onnxruntime releases the GIL while it runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Literal
 import onnxruntime as ort
 
 from models.errors import ModelPackageError, ProviderError
+from models.package import load_package
+from models.scorer import Scorer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +67,19 @@ def create_session(
         raise ModelPackageError(f"{model_path}: onnxruntime cannot load it: {exc}") from exc
     log.info("onnx session %s on %s", model_path, session.get_providers())
     return session
+
+
+def open_scorer(
+    package_dir: Path,
+    *,
+    device: Device = "cpu",
+    threads: int = 0,
+    sub_batch: int = 16,
+    verify: bool = True,
+) -> Scorer:
+    """Load the package at ``package_dir`` (hash-checked unless ``verify`` is false) and
+    return a scorer on a fresh session (``threads`` = 0: one per physical core)."""
+    package = load_package(package_dir, verify=verify)
+    session = create_session(package.model_path, device=device, intra_op_threads=threads)
+    log.info("model %s %s loaded from %s", package.name, package.version, package.root)
+    return Scorer(package, session, load_tokenizer(package), sub_batch=sub_batch)

@@ -41,7 +41,7 @@ def main(ctx: click.Context, log_level: str) -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Consume reviews and questions, score them, emit enriched events, fill the store."""
-    from streams.worker import run_worker
+    from streams.service.worker import run_worker
 
     run_worker(_settings(ctx), loglevel=logging.getLevelName(logging.getLogger().level))
 
@@ -58,7 +58,7 @@ def replay(
     ctx: click.Context, file: Path, topic: str, rate: float | None, limit: int | None
 ) -> None:
     """Send a JSONL or CSV FILE to a topic."""
-    from streams.replay import replay as run_replay
+    from streams.tools.replay import replay as run_replay
 
     k = _settings(ctx).kafka
     sent = run_replay(file, topic, k.bootstrap, rate=rate, limit=limit, security=k.security)
@@ -73,9 +73,9 @@ def replay(
 @click.pass_context
 def score(ctx: click.Context, file: Any, kind: str) -> None:
     """Score a JSONL FILE (or stdin) offline: one enriched JSON line per input line."""
-    from streams.app import load_scorer
-    from streams.pipeline import BatchProcessor
-    from streams.score import score_lines
+    from streams.service.app import load_scorer
+    from streams.service.pipeline import BatchProcessor
+    from streams.tools.score import score_lines
 
     settings = _settings(ctx)
     processor = BatchProcessor(
@@ -95,7 +95,7 @@ def kafka() -> None:
 
 
 def _local_kafka(settings: Settings) -> Any:
-    from streams.localkafka import LocalKafka
+    from streams.tools.localkafka import LocalKafka
 
     port = int(settings.kafka.bootstrap.rsplit(":", 1)[1])
     return LocalKafka(settings.data_dir / "kafka", port=port)
@@ -136,7 +136,7 @@ def demo(
     ctx: click.Context, reviews: Path | None, questions: Path | None, keep_running: bool
 ) -> None:
     """Broker + worker + embedded store + real sample data → product health summary."""
-    from streams.demo import run_demo
+    from streams.tools.demo import run_demo
 
     run_demo(_settings(ctx), reviews=reviews, questions=questions, keep_running=keep_running)
 
@@ -151,7 +151,7 @@ def bench() -> None:
 @click.pass_context
 def bench_pipeline(ctx: click.Context, events: int) -> None:
     """Model-only vs end-to-end (Kafka + store) throughput on the same texts, one run."""
-    from streams.bench import run_bench
+    from streams.tools.bench_pipeline import run_bench
 
     click.echo(json.dumps(run_bench(_settings(ctx.find_root()), events), indent=2))
 
@@ -170,7 +170,7 @@ def bench_store(ctx: click.Context, rows: int, batch: int, path: Path | None) ->
     """Columnar insert throughput into chdb (roll-ups included) and top-N query latency."""
     import time
 
-    from streams.store.bench import run_store_bench
+    from streams.tools.bench_store import run_store_bench
 
     settings = _settings(ctx.find_root())
     path = path or settings.data_dir / "bench" / f"store-{time.strftime('%Y%m%d-%H%M%S')}"

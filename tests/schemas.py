@@ -12,7 +12,7 @@ import jsonschema
 
 @cache
 def schema(name: str) -> dict[str, Any]:
-    text = resources.files("streams").joinpath("schemas", f"{name}.json").read_text("utf-8")
+    text = resources.files("streams.events").joinpath("schemas", f"{name}.json").read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

@@ -1,4 +1,4 @@
-"""The alert event: what the alerts topic carries (schema: ``streams/schemas/alert.json``)."""
+"""The alert event: what the alerts topic carries (``streams/events/schemas/alert.json``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.alerts.lifecycle import Severity, Status
-from streams.records import iso_ms
+from streams.events.contract import iso_ms
 
 EVIDENCE_LIMIT = 5
 
@@ -64,7 +64,7 @@ class AlertEvent:
     evidence: tuple[NegativeReview, ...]
 
     def to_json(self) -> dict[str, Any]:
-        """The event as a JSON-ready dict (``streams.records.dumps`` serialises it)."""
+        """The event as a JSON-ready dict (``streams.events.contract.dumps`` serialises it)."""
         return {
             "alert_id": self.alert_id,
             "status": self.status,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from streams.localkafka import LocalKafka
+from streams.tools.localkafka import LocalKafka
 
 # Shared with the demo's default home (.reviewpulse/kafka), so Maven runs once per checkout.
 JARS_ROOT = Path(__file__).resolve().parents[2] / ".reviewpulse" / "kafka" / "jars"

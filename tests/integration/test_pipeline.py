@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
-from streams.replay import replay
-from streams.settings import REPO_ROOT
-from tests.integration.conftest import Namespace, WorkerProcess, consume_all
+from streams.tools.harness import Namespace, WorkerProcess
+from streams.tools.replay import replay
+from tests.integration.kafka_checks import consume_all
+from tests.integration.samples import real_reviews, write_jsonl
 from tests.schemas import validate
 
 pytestmark = pytest.mark.integration
 
-SAMPLE = REPO_ROOT / "deploy" / "demo" / "reviews.jsonl"
 MALFORMED = [
     b'{"event_id": "m1", "product_id": "p", "text": ',
     b'{"event_id": "m2", "product_id": "p", "text": "caf\xe9 latin-1 bytes"}',
@@ -25,18 +24,6 @@ MALFORMED = [
     b'{"event_id": "m6", "product_id": ["p"], "text": "wrong type"}',
     b"null",
 ]
-
-
-def real_reviews(n: int) -> list[bytes]:
-    lines = [
-        ln for ln in SAMPLE.read_bytes().splitlines() if ln.startswith(b'{"event_id": "clothing-')
-    ]
-    return lines[:n]
-
-
-def write_jsonl(path: Path, lines: list[bytes]) -> Path:
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return path
 
 
 def test_reviews_and_poison_events(namespace: Namespace) -> None:

@@ -23,11 +23,12 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from streams.errors import DeliveryError, KafkaConfigError
-from streams.localkafka import LocalKafka
-from streams.replay import replay
+from streams.service.topics import ensure_topics
 from streams.settings import REPO_ROOT, KafkaSecuritySettings
-from streams.topics import ensure_topics
-from tests.integration.conftest import Namespace, WorkerProcess, consume_all, free_port
+from streams.tools.harness import Namespace, WorkerProcess, free_port
+from streams.tools.localkafka import LocalKafka
+from streams.tools.replay import replay
+from tests.integration.kafka_checks import consume_all
 
 pytestmark = pytest.mark.integration
 

@@ -12,23 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from streams.replay import replay
+from streams.tools.harness import Namespace, WorkerProcess
+from streams.tools.replay import replay
 from tests.clickhouse_http import chdb_http_server
-from tests.integration.conftest import Namespace, WorkerProcess, consume_all
-from tests.integration.test_pipeline import real_reviews, write_jsonl
+from tests.integration.kafka_checks import committed_total, consume_all
+from tests.integration.samples import real_reviews, write_jsonl
 
 pytestmark = pytest.mark.integration
-
-
-def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 10)
-    finally:
-        consumer.close()
-    return sum(max(tp.offset, 0) for tp in offsets)
 
 
 def stored_ids(server_url: str, database: str) -> set[str]:

@@ -9,8 +9,8 @@ import pytest
 from export.onnx_export import export_package
 from export.tiny import build_tiny_checkpoint
 from models.package import ModelPackage, load_package
-from models.runtime import create_session
-from models.scorer import Scorer, load_tokenizer
+from models.runtime import open_scorer
+from models.scorer import Scorer
 
 
 @pytest.fixture(scope="session")
@@ -35,5 +35,4 @@ def tiny_package(tiny_package_dir: Path) -> ModelPackage:
 
 @pytest.fixture
 def tiny_scorer(tiny_package: ModelPackage) -> Scorer:
-    session = create_session(tiny_package.model_path)
-    return Scorer(tiny_package, session, load_tokenizer(tiny_package), sub_batch=4)
+    return open_scorer(tiny_package.root, sub_batch=4)

@@ -11,9 +11,8 @@ import json
 
 import pytest
 
-from models.package import load_package
-from models.runtime import create_session
-from models.scorer import Scorer, load_tokenizer
+from models.runtime import open_scorer
+from models.scorer import Scorer
 from streams.settings import DEFAULT_MODEL
 
 MAX_MODEL_BYTES = 80 * 1024 * 1024
@@ -21,8 +20,7 @@ MAX_MODEL_BYTES = 80 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    package = load_package(DEFAULT_MODEL)  # sha256 of model and tokenizer checked here
-    return Scorer(package, create_session(package.model_path), load_tokenizer(package))
+    return open_scorer(DEFAULT_MODEL)  # sha256 of the manifest, model and tokenizer checked
 
 
 def test_package_is_int8_within_budget_and_its_parity_held(scorer: Scorer) -> None:

@@ -18,12 +18,13 @@ import onnxruntime
 import pytest
 from tokenizers import Tokenizer
 
-from export.errors import ExportError, ParityError, UnsupportedModelError
+from export.errors import E5BaseError, ExportError, ParityError, UnsupportedModelError
 from export.onnx_export import export_package
 from export.parity import model_inputs, read_texts, run_parity, write_texts
 from export.smoothing import activation_ranges, smooth_matmul_inputs
 from export.spec import TASK_CLASSIFICATION, TASK_EMBEDDING, ExportSpec, family_for
 from export.tiny import SENTIMENT_LABELS, build_tiny_checkpoint, sample_texts
+from models.errors import ReviewPulseError
 from models.package import sha256_file
 
 MAX_LENGTH = 64
@@ -388,3 +389,13 @@ def test_validation_texts_round_trip_through_jsonl(tmp_path: Path) -> None:
     path.write_text('{"body": "no text field"}\n', encoding="utf-8")
     with pytest.raises(ExportError, match=":1:"):
         read_texts(path)
+
+
+def test_export_errors_sit_under_the_project_root_error() -> None:
+    assert issubclass(ExportError, ReviewPulseError)
+    for error in (UnsupportedModelError, ParityError, E5BaseError):
+        assert issubclass(error, ExportError)
+    # the root lives in models (export never imports the service); streams re-exports it
+    from streams.errors import ReviewPulseError as ServiceRoot
+
+    assert ServiceRoot is ReviewPulseError

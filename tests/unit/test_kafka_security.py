@@ -12,11 +12,11 @@ import pytest
 from faust.auth import SASLCredentials, SSLCredentials
 from pydantic import ValidationError
 
-from streams.app import create_app
 from streams.errors import DeliveryError
-from streams.kafka_config import client_config, faust_credentials, redacted
+from streams.service.app import create_app
+from streams.service.kafka_config import client_config, faust_credentials, redacted
+from streams.service.topics import ensure_topics
 from streams.settings import KafkaSecuritySettings, Settings, TopicSettings
-from streams.topics import ensure_topics
 
 SECRET = "s3cr3t-Pa55word"
 SASL_ENV = {

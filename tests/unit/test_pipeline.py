@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.scorer import Scorer, Scores
-from streams.pipeline import BatchProcessor, RawRecord
-from streams.records import Source
-from streams.score import score_lines
+from streams.events.contract import Source
+from streams.service.pipeline import BatchProcessor, RawRecord
+from streams.tools.score import score_lines
 from tests.schemas import validate
 
 NOW = 1_764_300_000_000

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
-from streams.web import product_reply, products_reply
+from streams.web.api import product_reply, products_reply
 from tests.clock import api_time, day_at, iso_ms
 from tests.unit.test_store import enriched
 

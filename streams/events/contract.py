@@ -4,7 +4,7 @@ Pure functions, no I/O. :func:`parse_review` and :func:`parse_question` turn the
 raw bytes of a Kafka record into a typed event or raise
 :class:`~streams.errors.InvalidEvent` with a machine-readable reason; the
 agents turn that error into a dead letter. The JSON Schema files in
-``streams/schemas/`` publish the same contract for other services.
+``streams/events/schemas/`` publish the same contract for other services.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``noack_take`` hands over the events without acknowledging them (plain
 ``take`` acks a batch even when the loop body fails). Each event is acked
-only after :class:`~streams.sink.BatchSink` has the batch acknowledged by
+only after :class:`~streams.service.sink.BatchSink` has the batch acknowledged by
 Kafka and written to the store, so Faust commits no offset past an event
 that is not durable. Concurrency stays 1 per agent to keep acks in order.
 
@@ -22,11 +22,11 @@ from typing import Any
 
 import faust
 
-from streams.health import Health
-from streams.pipeline import BatchProcessor, BatchResult, RawRecord
-from streams.records import Source
+from streams.events.contract import Source
+from streams.service.health import Health
+from streams.service.pipeline import BatchProcessor, BatchResult, RawRecord
+from streams.service.sink import FATAL, BatchSink
 from streams.settings import BatchSettings
-from streams.sink import FATAL, BatchSink
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 import faust
 
-from streams.app import build_worker
+from streams.service.app import build_worker
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

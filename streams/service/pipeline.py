@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from models.scorer import Scorer
-from streams import records
 from streams.errors import InvalidEvent
-from streams.records import Limits, Question, Review, Source
+from streams.events import contract
+from streams.events.contract import Limits, Question, Review, Source
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class BatchProcessor:
         self.clock = clock
         self.stats = stats if stats is not None else Stats()
         package = scorer.package
-        self.model = records.model_info(package.name, package.version)
+        self.model = contract.model_info(package.name, package.version)
 
     def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """One enriched event or one dead letter per input record; never raises."""
@@ -97,7 +97,7 @@ class BatchProcessor:
     def dead_letter(self, record: RawRecord, reason: str, detail: str) -> dict[str, Any]:
         """The bounded dead letter of ``record``."""
         log.warning("dead letter %s: %s: %s", record.source, reason, detail[:200])
-        return records.dead_letter(
+        return contract.dead_letter(
             record.value,
             record.source,
             reason,
@@ -139,14 +139,14 @@ class BatchProcessor:
     def _parse(self, record: RawRecord, now: int) -> Review | Question:
         ts = record.source.timestamp_ms
         if self.kind == "review":
-            return records.parse_review(record.value, ts, self.limits, now)
-        return records.parse_question(record.value, ts, self.limits, now)
+            return contract.parse_review(record.value, ts, self.limits, now)
+        return contract.parse_question(record.value, ts, self.limits, now)
 
     def _enrich(self, events: list[Review | Question]) -> list[dict[str, Any]]:
         if self.kind == "question":
             processed = self.clock()
             return [
-                records.enriched_question(q, self.model, processed)
+                contract.enriched_question(q, self.model, processed)
                 for q in events
                 if isinstance(q, Question)
             ]
@@ -156,7 +156,7 @@ class BatchProcessor:
             raise TypeError("the review model must be a classification package")
         processed = self.clock()
         return [
-            records.enriched_review(
+            contract.enriched_review(
                 review, scores.labels, scores.probs[i].tolist(), self.model, processed
             )
             for i, review in enumerate(reviews)

@@ -12,18 +12,17 @@ from dataclasses import dataclass
 
 import faust
 
-from models.package import load_package
-from models.runtime import create_session
-from models.scorer import Scorer, load_tokenizer
-from streams.agents import register_agent
-from streams.health import Health
-from streams.kafka_config import faust_credentials
-from streams.pipeline import BatchProcessor, Kind, Stats
+from models.runtime import open_scorer
+from models.scorer import Scorer
+from streams.service.agents import register_agent
+from streams.service.health import Health
+from streams.service.kafka_config import faust_credentials
+from streams.service.pipeline import BatchProcessor, Kind, Stats
+from streams.service.sink import Backoff, BatchSink, ProducerTopic
+from streams.service.topics import ensure_topics
 from streams.settings import Settings
-from streams.sink import Backoff, BatchSink, ProducerTopic
 from streams.store import Store, open_store
-from streams.topics import ensure_topics
-from streams.web import register_views
+from streams.web.api import register_views
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +30,13 @@ log = logging.getLogger(__name__)
 def load_scorer(settings: Settings) -> Scorer:
     """The review scorer from the configured model package (hash-checked)."""
     cfg = settings.model
-    package = load_package(cfg.package, verify=cfg.verify_hash)
-    session = create_session(
-        package.model_path, device=cfg.device, intra_op_threads=cfg.intra_op_threads
+    return open_scorer(
+        cfg.package,
+        device=cfg.device,
+        threads=cfg.intra_op_threads,
+        sub_batch=cfg.sub_batch,
+        verify=cfg.verify_hash,
     )
-    log.info("model %s %s loaded from %s", package.name, package.version, package.root)
-    return Scorer(package, session, load_tokenizer(package), sub_batch=cfg.sub_batch)
 
 
 @dataclass

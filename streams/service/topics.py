@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.errors import DeliveryError, KafkaConfigError
-from streams.kafka_config import REFUSAL_CODES, RefusalMonitor, client_config
+from streams.service.kafka_config import REFUSAL_CODES, RefusalMonitor, client_config
 from streams.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)

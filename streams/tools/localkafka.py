@@ -48,11 +48,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streams.errors import LocalKafkaError
+from streams.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.4.0"
-POM = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
+POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 
 # After bin/kafka-run-class.sh, with a heap small enough for a shared 2-core machine.
 # TieredStopAtLevel=1 (C1 JIT only) makes start-up much faster on a busy 2-core machine.

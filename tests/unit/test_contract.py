@@ -8,18 +8,18 @@ import hashlib
 import orjson
 import pytest
 
-from streams import records
 from streams.errors import InvalidEvent
-from streams.records import Source
+from streams.events import contract
+from streams.events.contract import Source
 from tests.schemas import validate
 
 KAFKA_TS = 1_764_300_000_000  # 2025-11-28T03:20:00Z
 NOW = 1_767_400_000_000  # 2026-01-03T00:26:40Z, the time of processing
-LIMITS = records.Limits()
+LIMITS = contract.Limits()
 
 
-def parse(raw: bytes, limits: records.Limits = LIMITS) -> records.Review:
-    return records.parse_review(raw, KAFKA_TS, limits, NOW)
+def parse(raw: bytes, limits: contract.Limits = LIMITS) -> contract.Review:
+    return contract.parse_review(raw, KAFKA_TS, limits, NOW)
 
 
 def review(**fields: object) -> bytes:
@@ -85,7 +85,7 @@ def test_text_limit_counts_characters_after_trimming() -> None:
 
 
 def test_question_contract() -> None:
-    q = records.parse_question(
+    q = contract.parse_question(
         orjson.dumps(
             {"event_id": "q1", "product_id": "p", "text": "how do I return it?", "user_id": "u"}
         ),
@@ -93,18 +93,18 @@ def test_question_contract() -> None:
         LIMITS,
         NOW,
     )
-    enriched = records.enriched_question(q, records.model_info("m", "1"), KAFKA_TS)
+    enriched = contract.enriched_question(q, contract.model_info("m", "1"), KAFKA_TS)
     validate("question.enriched", enriched)
     assert "intent" not in enriched
 
 
 def test_enriched_review_matches_schema_and_picks_top_label() -> None:
     r = parse(review(rating=2, lang="zh"))
-    e = records.enriched_review(
+    e = contract.enriched_review(
         r,
         ("negative", "neutral", "positive"),
         [0.7, 0.2, 0.1],
-        records.model_info("m", "1"),
+        contract.model_info("m", "1"),
         KAFKA_TS + 5,
     )
     validate("review.enriched", e)
@@ -120,7 +120,7 @@ def test_dead_letter_keeps_original_bytes_and_source() -> None:
     with pytest.raises(InvalidEvent) as err:
         parse(raw)
     source = Source("reviews", 2, 41, KAFKA_TS)
-    d = records.dead_letter(raw, source, err.value.reason, err.value.detail, NOW, 1000)
+    d = contract.dead_letter(raw, source, err.value.reason, err.value.detail, NOW, 1000)
     validate("deadletter", d)
     assert base64.b64decode(d["original_b64"]) == raw
     assert d["source"]["partition"] == 2 and d["source"]["offset"] == 41
@@ -154,7 +154,7 @@ def test_integer_ts_below_1e11_is_seconds_from_it_milliseconds() -> None:
 
 def test_a_kafka_timestamp_outside_the_range_is_rejected_too() -> None:
     with pytest.raises(InvalidEvent, match="outside"):
-        records.parse_review(review(), -1, LIMITS, NOW)
+        contract.parse_review(review(), -1, LIMITS, NOW)
 
 
 @pytest.mark.parametrize("rating", [5.0, 1e0])
@@ -172,7 +172,7 @@ def test_optional_strings_have_length_limits(field: str, limit: int) -> None:
 
 
 def test_input_larger_than_the_limit_is_too_large() -> None:
-    small = records.Limits(max_input_bytes=300)
+    small = contract.Limits(max_input_bytes=300)
     with pytest.raises(InvalidEvent) as err:
         parse(review(text="x" * 400), small)
     assert err.value.reason == "too_large"
@@ -181,7 +181,7 @@ def test_input_larger_than_the_limit_is_too_large() -> None:
 def test_dead_letter_of_a_huge_record_is_bounded_and_identifies_it() -> None:
     raw = b'{"event_id": "' + b"x" * 750_000 + b'"}'
     source = Source("reviews", 0, 7, KAFKA_TS)
-    d = records.dead_letter(raw, source, "too_large", "y" * 10_000, NOW, 1024)
+    d = contract.dead_letter(raw, source, "too_large", "y" * 10_000, NOW, 1024)
     validate("deadletter", d)
     assert len(orjson.dumps(d)) < 3000
     assert d["original_truncated"] is True and d["original_size"] == len(raw)

@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 from tqdm import tqdm
 
 from streams.errors import DeliveryError
-from streams.kafka_config import RefusalMonitor, client_config
+from streams.service.kafka_config import RefusalMonitor, client_config
 from streams.settings import KafkaSecuritySettings
 
 

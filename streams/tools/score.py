@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from streams.pipeline import BatchProcessor, RawRecord
-from streams.records import Source
+from streams.events.contract import Source
+from streams.service.pipeline import BatchProcessor, RawRecord
 
 
 def _complete(line: bytes) -> bytes:

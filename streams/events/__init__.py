@@ -1,0 +1,1 @@
+"""The event contract: what comes in (``contract``), what goes out, and their JSON Schemas."""

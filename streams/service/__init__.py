@@ -1,0 +1,1 @@
+"""The service core: batch pipeline, sink, Faust agents, health and the app's wiring."""

@@ -1,0 +1,1 @@
+"""The worker's HTTP views: health, metrics and the product-health API."""
