@@ -148,12 +148,15 @@ def bench() -> None:
 
 @bench.command("pipeline")
 @click.option("--events", type=int, default=3000, show_default=True)
+@click.option(
+    "--api-rps", type=float, default=20.0, show_default=True, help="API reads during run 2"
+)
 @click.pass_context
-def bench_pipeline(ctx: click.Context, events: int) -> None:
+def bench_pipeline(ctx: click.Context, events: int, api_rps: float) -> None:
     """Model-only vs end-to-end (Kafka + store) throughput on the same texts, one run."""
     from streams.tools.bench_pipeline import run_bench
 
-    click.echo(json.dumps(run_bench(_settings(ctx.find_root()), events), indent=2))
+    click.echo(json.dumps(run_bench(_settings(ctx.find_root()), events, api_rps), indent=2))
 
 
 @bench.command("store")

@@ -8,7 +8,6 @@ sections and never read the environment themselves.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.alerts.settings import AlertSettings
+from streams.durations import parse_duration
 from streams.events.contract import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,14 +140,6 @@ class ModelSettings(BaseModel):
     verify_hash: bool = True
 
 
-def parse_duration(text: str) -> timedelta:
-    """``15m`` / ``1h`` / ``7d`` → timedelta; the one spelling of windows and buckets."""
-    match = re.fullmatch(r"([1-9][0-9]{0,4})([mhd])", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 15m, 1h or 7d")
-    return timedelta(minutes=int(match[1]) * {"m": 1, "h": 60, "d": 1440}[match[2]])
-
-
 class StoreSettings(BaseModel):
     backend: Literal["chdb", "clickhouse"] = "chdb"
     path: Path = Path(".reviewpulse/chdb")
@@ -256,3 +249,4 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
+    alerts: AlertSettings = AlertSettings()

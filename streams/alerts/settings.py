@@ -1,7 +1,7 @@
 """Settings of negative-review spike alerting (the ``alerts`` section).
 
 Durations are spelled as everywhere else in the service (``1h``, ``24h``, see
-:func:`streams.settings.parse_duration`). Counts of windows (pending, resolve,
+:func:`streams.durations.parse_duration`). Counts of windows (pending, resolve,
 repeat) are counted per window size: two 1 h windows are two hours, two 24 h
 windows two days.
 """
@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field, model_validator
 
-from streams.settings import parse_duration
+from streams.durations import parse_duration
 
 DAY = timedelta(days=1)
 
@@ -61,6 +61,18 @@ class AlertSettings(BaseModel):
     repeat_windows: int = Field(
         4, ge=1, description="a firing alert is sent again every this many windows"
     )
+    enabled: bool = Field(True, description="the worker tests windows and sends alerts")
+    allowed_lateness: str = Field(
+        "5m",
+        description="a window closes once the latest review's event time passes its end by "
+        "this much; later reviews still count in the aggregates but not in the closed window",
+    )
+    interval_s: float = Field(
+        5.0, gt=0, description="how often the worker looks for closed windows"
+    )
+    max_windows_per_tick: int = Field(
+        500, ge=1, description="windows tested per look; a backlog (a replay) takes several"
+    )
     topic: str = Field("alerts", description="Kafka topic of alert events")
     alertmanager_url: str | None = Field(
         None, description="Alertmanager to post alerts to; not read by the sans-IO core"
@@ -68,6 +80,7 @@ class AlertSettings(BaseModel):
 
     @model_validator(mode="after")
     def _windows_fit_history(self) -> AlertSettings:
+        parse_duration(self.allowed_lateness)
         lengths = [parse_duration(w) for w in self.windows]
         if len(set(lengths)) != len(lengths):
             raise ValueError(f"alert windows {self.windows} repeat a length")
@@ -78,6 +91,9 @@ class AlertSettings(BaseModel):
     def window_lengths_ms(self) -> dict[str, int]:
         """Each window's label (``1h``) and its length in milliseconds."""
         return {w: parse_duration(w) // timedelta(milliseconds=1) for w in self.windows}
+
+    def allowed_lateness_ms(self) -> int:
+        return parse_duration(self.allowed_lateness) // timedelta(milliseconds=1)
 
     def windows_per_day(self) -> float:
         """Tests one series gets per day over all window sizes: 25 for 1h and 24h."""

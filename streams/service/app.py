@@ -7,14 +7,17 @@ nothing is created at import time and there is no module-level app.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 
 from models.runtime import open_scorer
 from models.scorer import Scorer
 from streams.service.agents import register_agent
+from streams.service.alerting import AlertMonitor, AlertPublisher
 from streams.service.health import Health
 from streams.service.kafka_config import faust_credentials
 from streams.service.pipeline import BatchProcessor, Kind, Stats
@@ -22,6 +25,7 @@ from streams.service.sink import Backoff, BatchSink, ProducerTopic
 from streams.service.topics import ensure_topics
 from streams.settings import Settings
 from streams.store import Store, open_store
+from streams.store.alerts import AlertStore
 from streams.web.api import register_views
 
 log = logging.getLogger(__name__)
@@ -56,13 +60,15 @@ class Worker:
 def create_app(settings: Settings) -> faust.App:
     """The Faust app: brokers and credentials, topic defaults, web server (our views only)."""
     k = settings.kafka
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust expects it to exist
     return faust.App(
         settings.app_id,
         broker=f"kafka://{k.bootstrap}",
         broker_credentials=faust_credentials(k.security),
         autodiscover=False,
         store="memory://",
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(datadir),
         topic_partitions=k.topics.partitions,
         topic_replication_factor=k.topics.replication_factor,
         producer_request_timeout=k.producer_request_timeout_s,
@@ -70,6 +76,12 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=k.max_poll_records,
         stream_buffer_maxsize=4 * settings.batch.max_size,
         consumer_auto_offset_reset="earliest",
+        # On a rebalance or a stop, Faust by default waits until every event it
+        # handed out is acked. A delivery retrying through a store outage acks
+        # nothing, so that wait blocked the whole group's rebalance and made
+        # SIGTERM hang. The agent bounds its own wait (shutdown_timeout_s); an
+        # unacked batch is simply delivered again from the last commit.
+        stream_wait_empty=False,
         web_host=settings.web.host,
         web_port=settings.web.port,
         web_in_thread=False,
@@ -90,7 +102,14 @@ def build_worker(settings: Settings) -> Worker:
     t = k.topics
     ensure_topics(
         k.bootstrap,
-        [t.reviews, t.questions, t.reviews_enriched, t.questions_enriched, t.deadletter],
+        [
+            t.reviews,
+            t.questions,
+            t.reviews_enriched,
+            t.questions_enriched,
+            t.deadletter,
+            settings.alerts.topic,
+        ],
         t.partitions,
         security=k.security,
         replication_factor=t.replication_factor,
@@ -139,5 +158,29 @@ def build_worker(settings: Settings) -> Worker:
             health,
             settings.shutdown_timeout_s,
         )
-    register_views(app, store, stats, sink, health, api_io, settings.web)
+    alert_store = AlertStore(store.backend, store.db)
+    alert_counts: Counter[str] = Counter()
+    if settings.alerts.enabled:
+        register_alerts(app, settings, scorer, alert_store, store_io, alert_counts)
+    register_views(app, store, alert_store, stats, sink, health, api_io, settings.web, alert_counts)
     return Worker(app, store, stats, sink, (scoring, store_io, api_io))
+
+
+def register_alerts(
+    app: faust.App,
+    settings: Settings,
+    scorer: Scorer,
+    store: AlertStore,
+    executor: ThreadPoolExecutor,
+    counts: Counter[str],
+) -> None:
+    """Spike alerts on a timer, run by the consumer group's leader only."""
+    package = scorer.package
+    monitor = AlertMonitor(settings.alerts, store, package.name, package.version)
+    topic = ProducerTopic(app, settings.alerts.topic)
+
+    async def send(key: bytes | None, value: bytes) -> Any:
+        return await topic.send(key=key, value=value)
+
+    publisher = AlertPublisher(monitor, send, executor, counts)
+    app.timer(settings.alerts.interval_s, on_leader=True, name="spike_alerts")(publisher.tick)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
-from streams.settings import parse_duration
+from streams.durations import parse_duration
 
 MEASURES = ("n", "n_negative", "n_neutral", "n_positive", "rating_sum", "rating_n", "sentiment_sum")
 

@@ -6,16 +6,22 @@
    a worker subprocess consumes, scores, produces enriched events (awaiting
    Kafka acks) and writes the store. Timed from its first scored batch to the
    moment every event is in the store, read from the worker's /metrics.
-3. Model only again, so drift on a shared machine shows up.
+3. End to end again on a fresh topic while a thread reads the product views
+   (``/api/products``, ``/api/health``) at ``api_rps`` requests a second:
+   API reads run on their own pool, so ingestion should hardly notice.
+4. Model only again, so drift on a shared machine shows up.
 
-Prints JSON with both throughputs and end-to-end / model-only.
+Prints JSON with the throughputs, end-to-end / model-only, and end-to-end
+with API load / without.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +61,49 @@ def model_only(settings: Settings, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> float:
-    """Reviews per second through Kafka → worker → enriched topic + store."""
+class ApiLoad:
+    """GETs the product views at ``rate`` per second from a thread, counting answers."""
+
+    PATHS = ("/api/products?window=24h&limit=50", "/api/health?limit=50")
+
+    def __init__(self, base_url: str, rate: float) -> None:
+        self.base_url = base_url
+        self.rate = rate
+        self.answered = 0
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ApiLoad:
+        if self.rate > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        sent = 0
+        while not self._stop.is_set():
+            path = self.PATHS[sent % len(self.PATHS)]
+            try:
+                with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
+                    response.read()
+                self.answered += 1
+            except OSError:
+                self.failed += 1
+            sent += 1
+            self._stop.wait(max(0.0, started + sent / self.rate - time.monotonic()))
+
+
+def end_to_end(
+    settings: Settings, events: list[dict[str, Any]], run: str, api_rps: float = 0
+) -> tuple[float, ApiLoad]:
+    """Reviews per second through Kafka → worker → enriched topic + store, while
+    ``api_rps`` API requests a second read the store."""
     data_dir = settings.data_dir / "bench" / run
     ns = Namespace(f"bench-{run}", settings.kafka.bootstrap, data_dir, settings.web.port)
     ns.data_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +114,10 @@ def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> fl
     replay(source, topic, settings.kafka.bootstrap, progress=False)  # pre-load the topic
 
     worker = WorkerProcess(ns)
+    load = ApiLoad(worker.base_url, api_rps)
     try:
+        worker.wait_ready()
+        load.__enter__()
         first = worker.wait_until(
             lambda: (time.perf_counter(), worker.processed()) if worker.processed() else None,
             1800,
@@ -81,12 +131,13 @@ def end_to_end(settings: Settings, events: list[dict[str, Any]], run: str) -> fl
             poll_s=0.05,
         )
     finally:
+        load.__exit__()
         worker.stop()
     started_at, already = first
-    return (len(events) - int(already)) / (float(last) - float(started_at))
+    return (len(events) - int(already)) / (float(last) - float(started_at)), load
 
 
-def run_bench(settings: Settings, n: int = 3000) -> dict[str, Any]:
+def run_bench(settings: Settings, n: int = 3000, api_rps: float = 20) -> dict[str, Any]:
     port = int(settings.kafka.bootstrap.rsplit(":", 1)[1])
     broker = LocalKafka(settings.data_dir / "kafka", port=port)
     broker.start()
@@ -94,7 +145,9 @@ def run_bench(settings: Settings, n: int = 3000) -> dict[str, Any]:
         events = _texts(SAMPLE, n)
         texts = [e["text"] for e in events]
         before = model_only(settings, texts)
-        e2e = end_to_end(settings, events, time.strftime("%Y%m%d-%H%M%S"))
+        run = time.strftime("%Y%m%d-%H%M%S")
+        e2e, _ = end_to_end(settings, events, run)
+        loaded, load = end_to_end(settings, events, f"{run}-api", api_rps)
         after = model_only(settings, texts)
     finally:
         broker.stop()
@@ -107,6 +160,13 @@ def run_bench(settings: Settings, n: int = 3000) -> dict[str, Any]:
         "model_only_per_s": {"before": round(before, 1), "after": round(after, 1)},
         "end_to_end_per_s": round(e2e, 1),
         "ratio_end_to_end_over_model": round(e2e / model, 3),
+        "api_load": {
+            "requests_per_s": api_rps,
+            "answered": load.answered,
+            "failed": load.failed,
+            "end_to_end_per_s": round(loaded, 1),
+            "ratio_with_over_without": round(loaded / e2e, 3),
+        },
         "onnxruntime": ort.__version__,
         "providers": [settings.model.device],
         "cpu_count": os.cpu_count(),

@@ -74,6 +74,7 @@ class Namespace:
         for base in TOPICS:
             field = base.replace(".", "_").upper()
             env[f"REVIEWPULSE_KAFKA__TOPICS__{field}"] = self.topic(base)
+        env["REVIEWPULSE_ALERTS__TOPIC"] = self.topic("alerts")
         env.update(extra)
         return env
 

@@ -13,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
+from datetime import timedelta
 from typing import Any
 
 import faust
 
+from streams.durations import parse_duration
 from streams.service.health import Health
 from streams.service.pipeline import Stats
 from streams.service.sink import BatchSink
 from streams.settings import WebSettings
 from streams.store import Store
+from streams.store.alerts import AlertStore
 
 DEFAULT_WINDOW = "1h"
 MAX_LIMIT = 1000
@@ -31,8 +36,8 @@ MAX_LIMIT = 1000
 Reply = tuple[int, Any]  # HTTP status, JSON body
 
 
-def _limit(query: Mapping[str, str]) -> int:
-    text = query.get("limit", "10")
+def _limit(query: Mapping[str, str], default: str = "10") -> int:
+    text = query.get("limit", default)
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, not {text!r}")
     return int(text)
@@ -92,21 +97,67 @@ def categories_reply(store: Store, query: Mapping[str, str]) -> Reply:
     return 200, {"window": window, "categories": rows}
 
 
+def _status(query: Mapping[str, str]) -> str | None:
+    status = query.get("status")
+    if status not in (None, "firing", "resolved"):
+        raise ValueError(f"status must be firing or resolved, not {status!r}")
+    return status
+
+
+def _since_ms(query: Mapping[str, str], now_ms: int) -> int | None:
+    window = query.get("window")
+    if window is None:
+        return None
+    return now_ms - parse_duration(window) // timedelta(milliseconds=1)
+
+
+def alerts_reply(alerts: AlertStore, query: Mapping[str, str], now_ms: int | None = None) -> Reply:
+    """``/api/alerts?status=firing&window=24h&limit=100``: the latest event of each alert.
+
+    ``window`` keeps alerts whose last tested window ended within that long of now.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        rows = alerts.alerts(
+            status=_status(query), since_ms=_since_ms(query, now_ms), limit=_limit(query, "100")
+        )
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"alerts": rows}
+
+
+def product_alerts_reply(
+    alerts: AlertStore, product_id: str, query: Mapping[str, str], now_ms: int | None = None
+) -> Reply:
+    """``/api/products/{id}/alerts?status=&window=``: the product's alerts, newest first."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        rows = alerts.alerts(
+            status=_status(query),
+            since_ms=_since_ms(query, now_ms),
+            product_id=product_id,
+            limit=_limit(query, "100"),
+        )
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"product_id": product_id, "alerts": rows}
+
+
 def register_views(
     app: faust.App,
     store: Store,
+    alert_store: AlertStore,
     stats: Stats,
     sink: BatchSink,
     health: Health,
     executor: Executor,
     settings: WebSettings,
+    alert_counts: Counter[str],
 ) -> None:
     token = settings.token.get_secret_value() if settings.token else None
 
-    def api(
-        reply: Callable[..., Reply],
-    ) -> Callable[..., Awaitable[Any]]:
-        """A view answering ``reply(store, *path_args, query)`` on the API pool, after auth."""
+    def api(reply: Callable[..., Reply], target: Any = store) -> Callable[..., Awaitable[Any]]:
+        """A view answering ``reply(target, *path_args, query)`` on the API pool, after auth."""
 
         async def view(web: Any, request: Any, *args: str) -> Any:
             if not authorized(token, request.headers.get("Authorization")):
@@ -116,7 +167,7 @@ def register_views(
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             loop = asyncio.get_running_loop()
-            call = functools.partial(reply, store, *args, dict(request.query))
+            call = functools.partial(reply, target, *args, dict(request.query))
             status, body = await loop.run_in_executor(executor, call)
             return web.json(body, status=status)
 
@@ -142,6 +193,7 @@ def register_views(
                 "dead_letters": dict(stats.dead_letters),
                 "stored": dict(stats.stored),
                 "delivery_retries": sink.retries,
+                "alerts": dict(alert_counts),
             }
         )
 
@@ -149,6 +201,8 @@ def register_views(
     products_view = api(products_reply)
     product_view = api(product_reply)
     categories_view = api(categories_reply)
+    alerts_view = api(alerts_reply, alert_store)
+    product_alerts_view = api(product_alerts_reply, alert_store)
 
     @app.page("/api/health")
     async def product_health(web: Any, request: Any) -> Any:
@@ -165,3 +219,11 @@ def register_views(
     @app.page("/api/categories")
     async def categories(web: Any, request: Any) -> Any:
         return await categories_view(web, request)
+
+    @app.page("/api/alerts")
+    async def alerts(web: Any, request: Any) -> Any:
+        return await alerts_view(web, request)
+
+    @app.page("/api/products/{product_id}/alerts")
+    async def product_alerts(web: Any, request: Any, product_id: str) -> Any:
+        return await product_alerts_view(web, request, product_id)
