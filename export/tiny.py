@@ -3,10 +3,14 @@
 The Hugging Face hub is unreachable from CI, so tests cannot download a real
 model. :func:`build_tiny_checkpoint` makes one locally in about a second: a
 2-layer, 32-wide encoder of a supported family with a sentiment head, and a
-real WordPiece tokenizer trained on short zh+en review sentences, saved in the
-same layout as a downloaded checkpoint (``config.json``, ``model.safetensors``,
-``tokenizer.json``, ``tokenizer_config.json``), so the export pipeline runs on
-it unchanged.
+real WordPiece tokenizer whose vocabulary comes from short zh+en review
+sentences, saved in the same layout as a downloaded checkpoint
+(``config.json``, ``model.safetensors``, ``tokenizer.json``,
+``tokenizer_config.json``), so the export pipeline runs on it unchanged. The
+same seed gives the same checkpoint. :func:`build_tiny_package` exports that
+checkpoint as a model package: the one committed under
+``tests/fixtures/tiny-package`` (``make tiny-fixture``), which the unit tests
+load without torch.
 
 The randomly initialised encoder is then fitted for 30 small steps (under a
 second) to the sentiment of the template sentences. A purely random head
@@ -20,6 +24,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,11 +38,11 @@ from tokenizers import (
     normalizers,
     pre_tokenizers,
     processors,
-    trainers,
 )
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from export.errors import UnsupportedModelError
+from export.onnx_export import export_package
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,10 @@ VOCAB_SIZE = 1000
 FIT_STEPS = 30
 FIT_BATCH_SIZE = 64
 FIT_LEARNING_RATE = 1e-2
+# The tiny package: what the unit tests' scorer expects of it.
+TINY_PACKAGE_NAME = "tiny"
+TINY_PACKAGE_VERSION = "0.0.1"
+TINY_TEXT_PREFIX = "passage: "
 
 # (phrase, sentiment index into SENTIMENT_LABELS)
 _EN_OPINIONS = (
@@ -123,7 +133,7 @@ def build_tiny_checkpoint(
     """Write a tiny sequence-classification checkpoint to ``out_dir``; return ``out_dir``.
 
     ``model_type`` is one of bert, xlm-roberta, distilbert; the tokenizer is
-    trained on ``texts`` (default :func:`sample_texts`). Labels are
+    built from ``texts`` (default :func:`sample_texts`). Labels are
     negative/neutral/positive when ``num_labels`` is 3, ``label_<i>`` otherwise
     (then the fit target is the sentiment index modulo ``num_labels``).
     """
@@ -132,7 +142,7 @@ def build_tiny_checkpoint(
     if num_labels < 2:
         raise ValueError(f"num_labels must be at least 2, got {num_labels}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(list(texts) if texts is not None else sample_texts())
+    tokenizer = _build_tokenizer(list(texts) if texts is not None else sample_texts())
     tokenizer.save(str(out_dir / "tokenizer.json"))
     _write_tokenizer_config(out_dir)
     config = _config(model_type, tokenizer, _labels(num_labels))
@@ -145,19 +155,66 @@ def build_tiny_checkpoint(
     return out_dir
 
 
+def build_tiny_package(out_dir: Path, *, seed: int = 0) -> Path:
+    """Build the tiny checkpoint (``seed``) and export it as an fp32 package in ``out_dir``.
+
+    The same seed gives the same model, up to floating-point differences between
+    torch builds: tokenizer, labels and settings equal, outputs within a small
+    tolerance. The checkpoint is temporary; ``training`` in the manifest says how
+    it was made. ``out_dir`` must not exist or be empty. Returns ``out_dir``.
+    """
+    with tempfile.TemporaryDirectory(prefix="tiny-checkpoint.") as tmp:
+        checkpoint = build_tiny_checkpoint(Path(tmp) / "checkpoint", seed=seed)
+        return export_package(
+            checkpoint,
+            out_dir,
+            task="sequence-classification",
+            name=TINY_PACKAGE_NAME,
+            version=TINY_PACKAGE_VERSION,
+            text_prefix=TINY_TEXT_PREFIX,
+            max_length=MAX_POSITIONS,
+            training={
+                "recipe": "export.tiny.build_tiny_checkpoint",
+                "seed": seed,
+                "steps": FIT_STEPS,
+                "data": "export.tiny.labelled_sample_texts",
+            },
+            validation_texts=sample_texts(),
+        )
+
+
 def _labels(num_labels: int) -> tuple[str, ...]:
     if num_labels == len(SENTIMENT_LABELS):
         return SENTIMENT_LABELS
     return tuple(f"label_{i}" for i in range(num_labels))
 
 
-def _train_tokenizer(texts: list[str]) -> Tokenizer:
-    """Train a BERT-style WordPiece tokenizer (CJK characters split, lower-cased)."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=VOCAB_SIZE, special_tokens=list(SPECIAL_TOKENS))
-    tokenizer.train_from_iterator(texts, trainer)
+def _build_tokenizer(texts: list[str]) -> Tokenizer:
+    """A BERT-style WordPiece tokenizer (CJK characters split, lower-cased) for ``texts``.
+
+    The vocabulary is built by rule, not by ``tokenizers``' WordPiece trainer,
+    whose ties fall differently from one process to the next: the special
+    tokens, the words of ``texts`` by falling frequency (ties alphabetical),
+    then every proper prefix of a word and every proper suffix as a ``##``
+    piece (sorted), up to ``VOCAB_SIZE`` pieces. Seen words are one token, an
+    unseen word splits into the longest pieces that match, and the same texts
+    always give the same ids.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter(
+        word
+        for text in texts
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    words = sorted(counts, key=lambda w: (-counts[w], w))
+    prefixes = sorted({w[:i] for w in words for i in range(1, len(w))})
+    suffixes = sorted({f"##{w[i:]}" for w in words for i in range(1, len(w))})
+    pieces = list(dict.fromkeys([*SPECIAL_TOKENS, *words, *prefixes, *suffixes]))
+    vocab = {piece: i for i, piece in enumerate(pieces[:VOCAB_SIZE])}
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = _token_id(tokenizer, "[CLS]"), _token_id(tokenizer, "[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -224,7 +281,7 @@ def _write_tokenizer_config(out_dir: Path) -> None:
 def _token_id(tokenizer: Tokenizer, token: str) -> int:
     token_id = tokenizer.token_to_id(token)
     if token_id is None:
-        raise ValueError(f"trained tokenizer lacks the special token {token}")
+        raise ValueError(f"the tokenizer lacks the special token {token}")
     return token_id
 
 

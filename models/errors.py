@@ -7,20 +7,32 @@ never the other way round).
 
 
 class ReviewPulseError(Exception):
-    """Base class of every error ReviewPulse raises on purpose."""
+    """Base class of every error ReviewPulse raises on purpose; never raised itself."""
 
 
 class ModelError(ReviewPulseError):
-    """A model package cannot be used."""
+    """A model package cannot be used; never raised itself, one of its subclasses is."""
 
 
 class ModelPackageError(ModelError):
-    """The package directory or its manifest is missing, malformed or unsupported."""
+    """The package directory or its manifest is missing, malformed or unsupported.
+
+    Raised by :func:`models.package.load_package`, by
+    :func:`models.runtime.create_session` when onnxruntime cannot load the
+    model, and by :meth:`models.scorer.Scores.top` for a package without a
+    classification head.
+    """
 
 
 class ModelIntegrityError(ModelError):
-    """A package file's sha256 does not match the manifest: refuse to serve it."""
+    """A package file's sha256 does not match the manifest: refuse to serve it.
+
+    Raised by :func:`models.package.load_package` (so by ``open_scorer``).
+    """
 
 
 class ProviderError(ModelError):
-    """An explicitly required execution provider is not available."""
+    """An explicitly required execution provider is not available.
+
+    Raised by :func:`models.runtime.choose_providers` with ``strict=True``.
+    """

@@ -1,9 +1,13 @@
 """The project's one error tree.
 
-Every error ReviewPulse raises on purpose derives from ``ReviewPulseError``::
+Every error ReviewPulse raises on purpose about its input, its model, Kafka,
+the store or an export derives from ``ReviewPulseError``; the three modules
+that define them are :mod:`models.errors` (the root and the model branch: the
+lowest layer), :mod:`export.errors` and this one. The whole tree, and only
+here (``tests/unit/test_errors.py`` checks it against the classes)::
 
-    ReviewPulseError                      (models.errors)
-    ├── ModelError                        model package unusable
+    ReviewPulseError                      (models.errors) never raised itself
+    ├── ModelError                        model package unusable; never raised itself
     │   ├── ModelPackageError             missing/malformed package or manifest
     │   ├── ModelIntegrityError           sha256 mismatch: refuse to serve
     │   └── ProviderError                 required execution provider missing
@@ -16,10 +20,15 @@ Every error ReviewPulse raises on purpose derives from ``ReviewPulseError``::
     │   ├── StoreUnavailable              transient: refused, timeout, busy → retried
     │   ├── StoreRejected                 the store refuses these rows → dead letters
     │   └── StoreFatal                    auth, missing schema → the worker stops
-    ├── DeliveryError                     Kafka did not acknowledge → retried
+    ├── DeliveryError                     Kafka did not acknowledge records → retried
     │   └── EventTooLarge                 a record the topic never takes → dead letter
-    ├── KafkaConfigError                  Kafka refused the worker (auth, TLS) → stops
-    └── LocalKafkaError                   the local broker launcher failed
+    ├── KafkaConfigError                  Kafka refused the client (auth, TLS) → stops
+    ├── TopicSetupError                   topics not listed or created at start → no start
+    ├── LocalKafkaError                   tools: the local broker launcher failed
+    ├── WorkerExited                      tools: the harness's worker process ended
+    └── WorkerTimeout                     tools: the harness's worker was not ready in time
+
+Each class's docstring says where it is raised.
 
 ``InvalidEvent`` never escapes an agent: it becomes a dead-letter record.
 Transient errors (``StoreUnavailable``, ``DeliveryError``, an unclassified
@@ -28,7 +37,12 @@ offset is committed past unwritten events; retries are counted, shown on
 ``/readyz`` and logged as errors past a threshold. ``StoreRejected`` and
 ``EventTooLarge`` turn the events they name into dead letters. ``StoreFatal``
 and ``KafkaConfigError`` stop the agent: nothing more is consumed or
-committed, and ``/healthz`` answers 503 with the reason.
+committed, and ``/healthz`` answers 503 with the reason. ``TopicSetupError``
+comes before any of that: the worker cannot create its app and does not start.
+
+A caller's bad argument is a plain ``ValueError`` or ``TypeError`` (settings
+validators raise ``ValueError``, which pydantic reports as a ``ValidationError``);
+those are not in the tree.
 """
 
 from __future__ import annotations
@@ -56,12 +70,17 @@ __all__ = [
     "StoreFatal",
     "StoreRejected",
     "StoreUnavailable",
+    "TopicSetupError",
+    "WorkerExited",
+    "WorkerTimeout",
 ]
 
 
 class InvalidEvent(ReviewPulseError):
     """An input record that breaks the event contract.
 
+    Raised by the parsers of :mod:`streams.events.contract` (``parse_review``,
+    ``parse_question``); the pipeline turns it into a dead letter.
     ``reason`` is a stable code (``invalid_utf8``, ``invalid_json``,
     ``not_an_object``, ``missing_field``, ``wrong_type``, ``empty_text``,
     ``text_too_long``, ``invalid_value``); ``detail`` says what exactly.
@@ -77,7 +96,10 @@ class StoreError(ReviewPulseError):
     """The store failed, and the backend could not tell how; retried, and made visible.
 
     Backends raise one of the subclasses whenever they can tell the class of
-    failure. Messages never carry credentials (no URL with a password).
+    failure (:func:`streams.store.failures.error_class`); a plain ``StoreError`` is
+    what they cannot classify, or a store misconfigured in settings
+    (:func:`streams.store.base.open_store`). Messages never carry credentials (no URL
+    with a password).
     """
 
 
@@ -94,16 +116,56 @@ class StoreFatal(StoreError):
 
 
 class DeliveryError(ReviewPulseError):
-    """Kafka did not acknowledge some enriched or dead-letter events (transient)."""
+    """Kafka did not acknowledge records sent to it (transient).
+
+    The sink's :func:`~streams.service.sink.kafka_error` gives it for a failed
+    send of enriched or dead-letter events; ``reviewpulse replay`` raises it
+    for records left unacknowledged.
+    """
 
 
 class EventTooLarge(DeliveryError):
-    """A record is larger than the topic accepts; retrying cannot deliver it."""
+    """A record is larger than the topic accepts; retrying cannot deliver it.
+
+    Given by :func:`~streams.service.sink.kafka_error` for Kafka's "message too large".
+    """
 
 
 class KafkaConfigError(ReviewPulseError):
-    """Kafka refused the worker itself (authentication, authorisation, TLS): stop consuming."""
+    """Kafka refused the client itself (authentication, authorisation, TLS): stop.
+
+    Raised by :meth:`~streams.service.kafka_config.RefusalMonitor.check` (admin
+    client, replay), by :func:`~streams.service.topics.ensure_topics` for topic
+    settings the cluster never accepts, and given by
+    :func:`~streams.service.sink.kafka_error` for the worker's producer.
+    """
+
+
+class TopicSetupError(ReviewPulseError):
+    """The service's topics could not be listed or created when it starts.
+
+    Raised by :func:`~streams.service.topics.ensure_topics` when Kafka cannot be
+    reached in time or refuses a topic for a reason other than the client's
+    settings (those are :class:`KafkaConfigError`). Nothing was consumed yet.
+    """
 
 
 class LocalKafkaError(ReviewPulseError):
-    """The local Kafka launcher could not fetch, format, start or stop the broker."""
+    """The local Kafka launcher could not fetch, format, start or stop the broker.
+
+    Raised by :class:`streams.tools.localkafka.LocalKafka` (developer tooling).
+    """
+
+
+class WorkerExited(ReviewPulseError):
+    """The worker subprocess ended while the harness waited on it.
+
+    Raised by :meth:`streams.tools.harness.WorkerProcess.wait_until` (developer tooling).
+    """
+
+
+class WorkerTimeout(ReviewPulseError):
+    """The worker did not reach a state within the time allowed.
+
+    Raised by :meth:`streams.tools.harness.WorkerProcess.wait_until` (developer tooling).
+    """

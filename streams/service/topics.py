@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from streams.errors import DeliveryError, KafkaConfigError
+from streams.errors import KafkaConfigError, TopicSetupError
 from streams.service.kafka_config import REFUSAL_CODES, RefusalMonitor, client_config
 from streams.settings import KafkaSecuritySettings
 
@@ -40,8 +40,9 @@ def ensure_topics(
     ``min.insync.replicas``; an existing topic with fewer replicas than asked
     for is left as it is, with a warning. Raises :class:`KafkaConfigError`
     as soon as Kafka refuses the client (authentication, TLS, authorisation)
-    or the topic settings, and :class:`DeliveryError` when it cannot be
-    reached in ``timeout_s``. Messages name the bootstrap servers, never credentials.
+    or the topic settings, and :class:`TopicSetupError` when it cannot be
+    reached in ``timeout_s`` or a topic cannot be created for another reason.
+    Messages name the bootstrap servers, never credentials.
     """
     monitor = RefusalMonitor(bootstrap)
     config: dict[str, Any] = {
@@ -60,7 +61,7 @@ def ensure_topics(
             admin.poll(0)  # serves error_cb: a rejected login shows up only there
             monitor.check()
             if time.monotonic() >= deadline:
-                raise DeliveryError(f"Kafka at {bootstrap} unreachable: {exc}") from exc
+                raise TopicSetupError(f"Kafka at {bootstrap} unreachable: {exc}") from exc
     for name in dict.fromkeys(names):
         topic = metadata.topics.get(name)
         if topic is None or not topic.partitions:
@@ -98,4 +99,4 @@ def ensure_topics(
             message = f"cannot create topic {name} on {bootstrap}: {exc}"
             if code in _CONFIG_ERRORS:
                 raise KafkaConfigError(message) from exc
-            raise DeliveryError(message) from exc
+            raise TopicSetupError(message) from exc

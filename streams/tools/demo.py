@@ -16,8 +16,9 @@ from typing import Any
 
 import click
 
+from streams.errors import WorkerExited, WorkerTimeout
 from streams.settings import REPO_ROOT, Settings
-from streams.tools.harness import Namespace, WorkerExited, WorkerProcess, WorkerTimeout
+from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.localkafka import LocalKafka
 from streams.tools.replay import read_records, replay
 

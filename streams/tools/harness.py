@@ -26,18 +26,11 @@ from typing import Any
 
 import orjson
 
+from streams.errors import WorkerExited, WorkerTimeout
 from streams.settings import REPO_ROOT, Settings, StoreSettings
 from streams.store import Store, open_store
 
 TOPICS = ("reviews", "questions", "reviews.enriched", "questions.enriched", "deadletter")
-
-
-class WorkerExited(RuntimeError):
-    """The worker subprocess ended while the harness waited on it."""
-
-
-class WorkerTimeout(RuntimeError):
-    """The worker did not reach a state within the time allowed."""
 
 
 def free_port() -> int:
@@ -137,7 +130,11 @@ class WorkerProcess:
     def wait_until(
         self, check: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.5
     ) -> Any:
-        """Poll ``check`` until it returns something truthy, and return that."""
+        """Poll ``check`` until it returns something truthy, and return that.
+
+        Raises :class:`~streams.errors.WorkerExited` if the worker ends first and
+        :class:`~streams.errors.WorkerTimeout` after ``timeout_s``.
+        """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
-from streams.errors import DeliveryError, KafkaConfigError
+from streams.errors import KafkaConfigError, TopicSetupError
 from streams.service.topics import ensure_topics
 from streams.settings import REPO_ROOT, KafkaSecuritySettings
 from streams.tools.harness import Namespace, WorkerProcess, free_port
@@ -138,7 +138,7 @@ def test_wrong_password_fails_fast_and_never_shows_a_password(
 
 
 def test_plaintext_client_cannot_use_the_sasl_listener(sasl_kafka: LocalKafka) -> None:
-    with pytest.raises(DeliveryError, match="unreachable"):
+    with pytest.raises(TopicSetupError, match="unreachable"):
         ensure_topics(sasl_kafka.sasl_bootstrap_servers, ["sec-never"], 1, timeout_s=3)
 
 

@@ -1,4 +1,8 @@
-"""Unit fixtures: a tiny real model, built and exported by the project's own export code."""
+"""Unit fixtures: a tiny real model, committed as a package (no torch needed to load it).
+
+The package was built and exported by the project's own export code (``make
+tiny-fixture``); ``tests/export/test_tiny_fixture.py`` keeps the two in step.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from export.onnx_export import export_package
-from export.tiny import build_tiny_checkpoint
 from models.package import ModelPackage, load_package
 from models.runtime import open_scorer
 from models.scorer import Scorer
+from tests.packages import TINY_PACKAGE
 
 
 @pytest.fixture(scope="session")
-def tiny_package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    checkpoint = build_tiny_checkpoint(root / "checkpoint")
-    return export_package(
-        checkpoint,
-        root / "package",
-        task="sequence-classification",
-        name="tiny",
-        version="0.0.1",
-        text_prefix="passage: ",
-        max_length=128,
-    )
+def tiny_package_dir() -> Path:
+    return TINY_PACKAGE
 
 
 @pytest.fixture(scope="session")

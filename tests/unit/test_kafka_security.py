@@ -12,7 +12,7 @@ import pytest
 from faust.auth import SASLCredentials, SSLCredentials
 from pydantic import ValidationError
 
-from streams.errors import DeliveryError
+from streams.errors import TopicSetupError
 from streams.service.app import create_app
 from streams.service.kafka_config import client_config, faust_credentials, redacted
 from streams.service.topics import ensure_topics
@@ -218,7 +218,7 @@ def test_unreachable_broker_error_names_the_servers_not_the_password(
         monkeypatch, {**SASL_ENV, "REVIEWPULSE_KAFKA__BOOTSTRAP": "127.0.0.1:1"}
     )
     k = settings.kafka
-    with pytest.raises(DeliveryError, match=r"127\.0\.0\.1:1 unreachable") as error:
+    with pytest.raises(TopicSetupError, match=r"127\.0\.0\.1:1 unreachable") as error:
         ensure_topics(k.bootstrap, ["t"], 1, security=k.security, timeout_s=1)
     assert SECRET not in str(error.value) and SECRET not in caplog.text
     assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
