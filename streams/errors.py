@@ -5,6 +5,7 @@ Every error ReviewPulse raises on purpose derives from ``ReviewPulseError``::
     ReviewPulseError                      (models.errors)
     ├── ModelError                        model package unusable
     │   ├── ModelPackageError             missing/malformed package or manifest
+    │   │   └── ModelLabelsError          labels other than the contract's: refuse to serve
     │   ├── ModelIntegrityError           sha256 mismatch: refuse to serve
     │   └── ProviderError                 required execution provider missing
     ├── ExportError                       (export.errors) offline export failed
@@ -36,6 +37,7 @@ from __future__ import annotations
 from models.errors import (
     ModelError,
     ModelIntegrityError,
+    ModelLabelsError,
     ModelPackageError,
     ProviderError,
     ReviewPulseError,
@@ -49,6 +51,7 @@ __all__ = [
     "LocalKafkaError",
     "ModelError",
     "ModelIntegrityError",
+    "ModelLabelsError",
     "ModelPackageError",
     "ProviderError",
     "ReviewPulseError",

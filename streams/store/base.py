@@ -20,6 +20,13 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from streams.errors import StoreError, StoreRejected
+from streams.events.enriched import (
+    Enriched,
+    EnrichedQuestion,
+    EnrichedReview,
+    questions_table,
+    reviews_table,
+)
 from streams.settings import StoreSettings
 from streams.store import windows as w
 from streams.store.rollup import (
@@ -57,84 +64,6 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-REVIEW_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("product_id", pa.string()),
-        ("category", pa.string()),
-        ("user_id", pa.string()),
-        ("lang", pa.string()),
-        ("text", pa.string()),
-        ("rating", pa.uint8()),
-        ("label", pa.string()),
-        ("score", pa.float32()),
-        ("p_negative", pa.float32()),
-        ("p_neutral", pa.float32()),
-        ("p_positive", pa.float32()),
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("ts", pa.timestamp("ms", tz="UTC")),
-        ("processed_at", pa.timestamp("ms", tz="UTC")),
-    ]
-)
-
-QUESTION_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("product_id", pa.string()),
-        ("user_id", pa.string()),
-        ("text", pa.string()),
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("ts", pa.timestamp("ms", tz="UTC")),
-        ("processed_at", pa.timestamp("ms", tz="UTC")),
-    ]
-)
-
-
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def reviews_to_arrow(events: Sequence[dict[str, Any]]) -> pa.Table:
-    """Enriched review events → one columnar batch (no SQL text)."""
-    probs = [e["sentiment"]["probs"] for e in events]
-    columns: dict[str, list[Any]] = {
-        "event_id": [e["event_id"] for e in events],
-        "product_id": [e["product_id"] for e in events],
-        "category": [e.get("category") or "" for e in events],
-        "user_id": [e.get("user_id") or "" for e in events],
-        "lang": [e.get("lang") or "" for e in events],
-        "text": [e["text"] for e in events],
-        "rating": [e.get("rating") or 0 for e in events],
-        "label": [e["sentiment"]["label"] for e in events],
-        "score": [e["sentiment"]["score"] for e in events],
-        "p_negative": [p.get("negative", 0.0) for p in probs],
-        "p_neutral": [p.get("neutral", 0.0) for p in probs],
-        "p_positive": [p.get("positive", 0.0) for p in probs],
-        "model_name": [e["model"]["name"] for e in events],
-        "model_version": [e["model"]["version"] for e in events],
-        "ts": [_ts(e["ts"]) for e in events],
-        "processed_at": [_ts(e["processed_at"]) for e in events],
-    }
-    return pa.table(columns, schema=REVIEW_SCHEMA)
-
-
-def questions_to_arrow(events: Sequence[dict[str, Any]]) -> pa.Table:
-    """Enriched question events → one columnar batch."""
-    columns: dict[str, list[Any]] = {
-        "event_id": [e["event_id"] for e in events],
-        "product_id": [e["product_id"] for e in events],
-        "user_id": [e.get("user_id") or "" for e in events],
-        "text": [e["text"] for e in events],
-        "model_name": [e["model"]["name"] for e in events],
-        "model_version": [e["model"]["version"] for e in events],
-        "ts": [_ts(e["ts"]) for e in events],
-        "processed_at": [_ts(e["processed_at"]) for e in events],
-    }
-    return pa.table(columns, schema=QUESTION_SCHEMA)
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -211,15 +140,17 @@ class Store:
                 self.backend.command(f"ALTER TABLE {self.db}.{table} MODIFY TTL {want}")
                 log.info("store retention of %s: %s", table, want)
 
-    def write(self, reviews: Sequence[dict[str, Any]], questions: Sequence[dict[str, Any]]) -> None:
+    def write(self, events: Sequence[Enriched]) -> None:
         """Insert one batch of enriched events (columnar) and re-roll what its reviews touch.
 
         StoreRejected when the events cannot form an Arrow batch (a value out
         of its column's range or type): writing them again cannot succeed.
         """
+        reviews = [e for e in events if isinstance(e, EnrichedReview)]
+        questions = [e for e in events if isinstance(e, EnrichedQuestion)]
         try:
-            review_table = reviews_to_arrow(reviews) if reviews else None
-            question_table = questions_to_arrow(questions) if questions else None
+            review_table = reviews_table(reviews) if reviews else None
+            question_table = questions_table(questions) if questions else None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise StoreRejected(f"events do not fit the store's columns: {exc}") from exc
         if review_table is not None:
@@ -231,7 +162,7 @@ class Store:
             )
 
     def insert_reviews(self, reviews: pa.Table) -> None:
-        """Insert a ``REVIEW_SCHEMA`` batch, then re-roll every aggregate cell it touched.
+        """Insert a ``reviews_table`` batch, then re-roll every aggregate cell it touched.
 
         Safe to repeat: a failure anywhere leaves the batch to be written
         again, and writing it again yields the same aggregates. The order of
