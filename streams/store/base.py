@@ -27,6 +27,7 @@ from streams.events.enriched import (
     questions_table,
     reviews_table,
 )
+from streams.events.sentiment import NEGATIVE, SENTIMENT_LABELS, count_column
 from streams.settings import StoreSettings
 from streams.store import windows as w
 from streams.store.rollup import (
@@ -209,17 +210,18 @@ class Store:
 
         Sorted by negative share (then volume), the products that need attention first.
         """
+        shares = "".join(
+            f"sum({count_column(label)}) / volume AS {label},\n" for label in SENTIMENT_LABELS
+        )
         sql = f"""
             SELECT product_id,
                    sum(n) AS volume,
-                   sum(n_negative) / volume AS negative,
-                   sum(n_neutral) / volume AS neutral,
-                   sum(n_positive) / volume AS positive,
+                   {shares}
                    toFloat64(sum(sentiment_sum)) / volume AS mean_score,
                    if(sum(rating_n) > 0, sum(rating_sum) / sum(rating_n), NULL) AS mean_rating
             FROM {self.db}.product_hour FINAL
             GROUP BY product_id
-            ORDER BY negative DESC, volume DESC, product_id
+            ORDER BY {NEGATIVE} DESC, volume DESC, product_id
             LIMIT {int(limit)}
         """
         return self.backend.query(sql)
