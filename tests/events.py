@@ -49,4 +49,4 @@ def question_event(
     event_id: str, product_id: str, *, ts: datetime, processed_at: datetime, text: str = "?"
 ) -> EnrichedQuestion:
     question = Question(event_id=event_id, product_id=product_id, text=text, ts_ms=ms(ts))
-    return EnrichedQuestion(question, MODEL, ms(processed_at))
+    return EnrichedQuestion(question, ms(processed_at))

@@ -62,10 +62,13 @@ class EnrichedReview:
 
 @dataclass(frozen=True)
 class EnrichedQuestion:
-    """A customer question (topic ``questions.enriched``); ``intent`` arrives with its model."""
+    """A customer question (topic ``questions.enriched``).
+
+    No model has looked at it yet: ``intent`` and the ``model`` that produced
+    it arrive together with the intent model, and are absent until then.
+    """
 
     input: Question
-    model: ModelRef
     processed_at_ms: int
 
     @property
@@ -74,13 +77,8 @@ class EnrichedQuestion:
         return self.input.product_id.encode()
 
     def to_json(self) -> bytes:
-        """Input fields + ``model`` + ``processed_at``."""
-        fields: dict[str, Any] = {
-            **self.input.fields(),
-            "model": self.model.to_dict(),
-            "processed_at": iso_ms(self.processed_at_ms),
-        }
-        return orjson.dumps(fields)
+        """Input fields + ``processed_at``."""
+        return orjson.dumps({**self.input.fields(), "processed_at": iso_ms(self.processed_at_ms)})
 
 
 Enriched = EnrichedReview | EnrichedQuestion
@@ -144,15 +142,15 @@ def reviews_table(events: Sequence[EnrichedReview]) -> pa.Table:
 
 
 def questions_table(events: Sequence[EnrichedQuestion]) -> pa.Table:
-    """Enriched questions → one ``QUESTION_SCHEMA`` batch."""
+    """Enriched questions → one ``QUESTION_SCHEMA`` batch; no model yet: its columns are ''."""
     questions = [e.input for e in events]
     columns: dict[str, list[Any]] = {
         "event_id": [q.event_id for q in questions],
         "product_id": [q.product_id for q in questions],
         "user_id": [q.user_id or "" for q in questions],
         "text": [q.text for q in questions],
-        "model_name": [e.model.name for e in events],
-        "model_version": [e.model.version for e in events],
+        "model_name": [""] * len(events),
+        "model_version": [""] * len(events),
         "ts": [q.ts_ms for q in questions],
         "processed_at": [e.processed_at_ms for e in events],
     }

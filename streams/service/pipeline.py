@@ -154,11 +154,7 @@ class BatchProcessor:
     def _enrich(self, events: list[Review | Question]) -> list[Enriched]:
         if self.kind == "question":
             processed = self.clock()
-            return [
-                EnrichedQuestion(q, self.model, processed)
-                for q in events
-                if isinstance(q, Question)
-            ]
+            return [EnrichedQuestion(q, processed) for q in events if isinstance(q, Question)]
         reviews = [r for r in events if isinstance(r, Review)]
         scores = self.scorer.score([r.text for r in reviews])
         if scores.probs is None:

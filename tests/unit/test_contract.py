@@ -96,9 +96,9 @@ def test_question_contract() -> None:
         LIMITS,
         NOW,
     )
-    enriched = orjson.loads(EnrichedQuestion(q, ModelRef("m", "1"), KAFKA_TS).to_json())
+    enriched = orjson.loads(EnrichedQuestion(q, KAFKA_TS).to_json())
     validate("question.enriched", enriched)
-    assert "intent" not in enriched
+    assert "intent" not in enriched and "model" not in enriched
 
 
 def test_enriched_review_matches_schema_and_picks_top_label() -> None:

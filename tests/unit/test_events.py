@@ -56,12 +56,11 @@ def test_enriched_review_json_is_unchanged() -> None:
     )
 
 
-def test_enriched_question_json_is_unchanged() -> None:
-    event = EnrichedQuestion(question(), MODEL, PROCESSED)
-    assert event.to_json() == (
+def test_enriched_question_json_names_no_model() -> None:
+    event = EnrichedQuestion(question(), PROCESSED)
+    assert event.to_json() == (  # as before, less the review model's name it used to carry
         b'{"event_id":"q1","product_id":"p","text":"how?","user_id":null,'
-        b'"ts":"2025-11-28T03:20:00.000+00:00","model":{"name":"m","version":"1.0"},'
-        b'"processed_at":"2026-01-03T00:26:40.123+00:00"}'
+        b'"ts":"2025-11-28T03:20:00.000+00:00","processed_at":"2026-01-03T00:26:40.123+00:00"}'
     )
 
 
@@ -94,6 +93,6 @@ def test_arrow_batches_carry_times_as_millisecond_timestamps() -> None:
     assert int(row["processed_at"].timestamp() * 1000) == PROCESSED
     assert (row["p_negative"], row["p_neutral"], row["p_positive"]) == (0.125, 0.25, 0.625)
     assert (row["user_id"], row["rating"], row["label"]) == ("", 4, "positive")
-    q = questions_table([EnrichedQuestion(question(), MODEL, PROCESSED)]).to_pylist()[0]
+    q = questions_table([EnrichedQuestion(question(), PROCESSED)]).to_pylist()[0]
     assert int(q["ts"].timestamp() * 1000) == KAFKA_TS
-    assert (q["user_id"], q["model_name"]) == ("", "m")
+    assert (q["user_id"], q["model_name"], q["model_version"]) == ("", "", "")
