@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from streams.errors import StoreUnavailable
 from streams.events.enriched import EnrichedReview, reviews_table
 from streams.settings import StoreSettings
-from streams.store import Store, open_store
+from streams.store import Store, migrations, open_store
 from streams.store.rollup import REVIEW_CONTENT, ROLLUP_TARGETS, content_hashes
 from tests.clock import day_at
 from tests.events import question_event, review_event
@@ -259,17 +259,15 @@ def test_migration_003_counts_stored_resends_once(
     store_settings: StoreSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A store at version 1 that holds an event twice (product changed) ends up counting it once."""
-    from streams.store import base
-
-    every = base.migrations()
-    monkeypatch.setattr(base, "migrations", lambda: every[:1])
+    every = migrations.shipped()
+    monkeypatch.setattr(migrations, "shipped", lambda: every[:1])
     old = open_store(store_settings)
     first = next_version(product="p1", category="books", minutes=0, second=0)
     moved = next_version(product="p2", category="toys", minutes=90, second=1)
     old.backend.insert_arrow(f"{old.db}.reviews", reviews_table([first, moved]))
     old.close()
 
-    monkeypatch.setattr(base, "migrations", lambda: every)
+    monkeypatch.setattr(migrations, "shipped", lambda: every)
     store = open_store(store_settings)
     try:
         assert store.migrate() == []

@@ -1,21 +1,18 @@
-"""The store interface and the backend port it drives.
+"""The store: writes enriched batches, keeps the roll-ups in step, answers the queries.
 
-:class:`Store` owns the schema (versioned, idempotent migrations and the
-retention from settings), turns enriched events into columnar Arrow batches,
-keeps the roll-ups in step with every write (:mod:`streams.store.rollup`) and
-answers the rolling-window queries (:mod:`streams.store.windows`). A
-:class:`Backend` only executes statements, inserts Arrow tables and returns
-rows; chdb and clickhouse-connect implement it.
+:class:`Store` drives a :class:`~streams.store.backend.Backend` (chdb or a
+ClickHouse server): it inserts the columnar batches of the typed events
+(:mod:`streams.events.enriched`), re-rolls the aggregate cells every write
+touched (:mod:`streams.store.rollup`), owns the schema through
+:mod:`streams.store.migrations`, and answers the rolling-window queries
+(:mod:`streams.store.windows`).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
@@ -29,13 +26,13 @@ from streams.events.enriched import (
 )
 from streams.events.sentiment import NEGATIVE, SENTIMENT_LABELS, count_column
 from streams.settings import StoreSettings
+from streams.store import migrations
 from streams.store import windows as w
+from streams.store.backend import Backend
 from streams.store.rollup import (
     CLOCK_SQL,
     QUESTION_CONTENT,
-    REBUILD_AFTER,
     REVIEW_CONTENT,
-    TTLS,
     WriteIds,
     content_hashes,
     rebuild_statements,
@@ -45,40 +42,6 @@ from streams.store.rollup import (
     tombstone_statement,
     write_log,
 )
-
-log = logging.getLogger(__name__)
-
-MIGRATIONS_TABLE = "schema_migrations"
-# The TTL clause in system.tables.engine_full, as ClickHouse formats it.
-_TTL_CLAUSE = re.compile(r" TTL (.+?)(?: SETTINGS |$)")
-
-
-class Backend(Protocol):
-    """What :class:`Store` needs from a ClickHouse connection."""
-
-    def command(self, sql: str) -> None: ...
-
-    def insert_arrow(self, table: str, data: pa.Table) -> None: ...
-
-    def query(self, sql: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """Rows of ``sql``; ``params`` bind its ``{name:Type}`` placeholders server-side."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every ``NNN_name.sql`` file shipped in this package."""
-    found = []
-    for item in resources.files("streams.store").iterdir():
-        if item.name.endswith(".sql") and item.name[:3].isdigit():
-            found.append((int(item.name[:3]), item.name, item.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _statements(sql: str) -> list[str]:
-    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 class Store:
@@ -93,53 +56,8 @@ class Store:
         self._write_ids = WriteIds()
 
     def migrate(self) -> list[int]:
-        """Apply pending migrations in order, then retention; returns the versions applied now."""
-        db = self.db
-        self.backend.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-        self.backend.command(
-            f"CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} "
-            "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-            "ENGINE = ReplacingMergeTree ORDER BY version"
-        )
-        done = {
-            int(r["version"])
-            for r in self.backend.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE} FINAL")
-        }
-        applied = []
-        pending = [m for m in migrations() if m[0] not in done]
-        last_rebuild = max((v for v, _, _ in pending if v in REBUILD_AFTER), default=None)
-        for version, name, sql in pending:
-            for statement in _statements(sql.replace("{db}", db)):
-                self.backend.command(statement)
-            if version == last_rebuild:  # re-roll what it backfilled, on the current schema
-                self._rebuild()
-            self.backend.command(
-                f"INSERT INTO {db}.{MIGRATIONS_TABLE} (version, name) VALUES ({version}, '{name}')"
-            )
-            log.info("store migration %03d %s applied", version, name)
-            applied.append(version)
-        self.apply_retention()
-        return applied
-
-    def apply_retention(self) -> None:
-        """Set each table's TTL from settings, altering only tables whose TTL differs.
-
-        An unchanged TTL is left alone: ``MODIFY TTL`` would re-materialize it
-        on every part at every start.
-        """
-        rows = self.backend.query(
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
-            {"db": self.db},
-        )
-        current = {r["name"]: _TTL_CLAUSE.search(r["engine_full"]) for r in rows}
-        for table, (expr, field) in TTLS.items():
-            if table not in current:  # not created yet (a store behind the migrations)
-                continue
-            want = expr.format(days=int(getattr(self.settings, field)))
-            found = current.get(table)
-            if found is None or found[1] != want:
-                self.backend.command(f"ALTER TABLE {self.db}.{table} MODIFY TTL {want}")
-                log.info("store retention of %s: %s", table, want)
+        """Apply pending migrations, then retention; returns the versions applied now."""
+        return migrations.migrate(self.backend, self.settings, self._rebuild)
 
     def write(self, events: Sequence[Enriched]) -> None:
         """Insert one batch of enriched events (columnar) and re-roll what its reviews touch.
@@ -306,23 +224,3 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
-
-
-def open_store(settings: StoreSettings) -> Store:
-    """The store for ``settings``: chdb on a local directory, or a ClickHouse server."""
-    backend: Backend
-    if settings.backend == "clickhouse":
-        from streams.store.server import ServerBackend
-
-        if not settings.url:
-            raise StoreError("store backend 'clickhouse' needs store.url")
-        backend = ServerBackend(
-            settings.url, settings.user, settings.password.get_secret_value(), settings.database
-        )
-    else:
-        from streams.store.embedded import ChdbBackend
-
-        backend = ChdbBackend(settings.path)
-    store = Store(backend, settings)
-    store.migrate()
-    return store
