@@ -24,6 +24,10 @@ class ModelPackageError(ModelError):
     """
 
 
+class ModelLabelsError(ModelPackageError):
+    """The package's labels are not the ones the service's event contract declares."""
+
+
 class ModelIntegrityError(ModelError):
     """A package file's sha256 does not match the manifest: refuse to serve it.
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
 from streams.settings import Settings
 
@@ -84,8 +83,8 @@ def score(ctx: click.Context, file: Any, kind: str) -> None:
         limits=settings.input.limits(),
     )
     out = sys.stdout.buffer
-    for result in score_lines(file, processor, batch_size=settings.batch.max_size):
-        out.write(orjson.dumps(result) + b"\n")
+    for line in score_lines(file, processor, batch_size=settings.batch.max_size):
+        out.write(line + b"\n")
     out.flush()
 
 

@@ -9,6 +9,7 @@ here (``tests/unit/test_errors.py`` checks it against the classes)::
     ReviewPulseError                      (models.errors) never raised itself
     ├── ModelError                        model package unusable; never raised itself
     │   ├── ModelPackageError             missing/malformed package or manifest
+    │   │   └── ModelLabelsError          labels other than the contract's: refuse to serve
     │   ├── ModelIntegrityError           sha256 mismatch: refuse to serve
     │   └── ProviderError                 required execution provider missing
     ├── ExportError                       (export.errors) offline export failed
@@ -50,6 +51,7 @@ from __future__ import annotations
 from models.errors import (
     ModelError,
     ModelIntegrityError,
+    ModelLabelsError,
     ModelPackageError,
     ProviderError,
     ReviewPulseError,
@@ -63,6 +65,7 @@ __all__ = [
     "LocalKafkaError",
     "ModelError",
     "ModelIntegrityError",
+    "ModelLabelsError",
     "ModelPackageError",
     "ProviderError",
     "ReviewPulseError",

@@ -1,1 +1,2 @@
-"""The event contract: what comes in (``contract``), what goes out, and their JSON Schemas."""
+"""The event contract: input (``contract``), output (``enriched``, ``deadletter``), labels
+(``sentiment``), and the JSON Schemas of every topic (``schemas/``)."""

@@ -1,16 +1,16 @@
-"""The event contract: decode and validate input events, build enriched ones.
+"""The input contract: decode and validate input events.
 
 Pure functions, no I/O. :func:`parse_review` and :func:`parse_question` turn the
 raw bytes of a Kafka record into a typed event or raise
 :class:`~streams.errors.InvalidEvent` with a machine-readable reason; the
-agents turn that error into a dead letter. The JSON Schema files in
-``streams/events/schemas/`` publish the same contract for other services.
+pipeline turns that error into a dead letter (:mod:`streams.events.deadletter`).
+The JSON Schemas ``schemas/review.json`` and ``schemas/question.json`` publish
+the same contract for other services (``tests/unit/test_input_schemas.py``
+checks that both agree). The output events are in :mod:`streams.events.enriched`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,6 @@ MAX_ID_CHARS = 256
 # two never meet inside the accepted range: 10**11 s is the year 5138, 10**11 ms 1973.
 EPOCH_SECONDS_BELOW = 10**11
 DAY_MS = 86_400_000
-MAX_DETAIL_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -252,67 +251,3 @@ def parse_question(raw: bytes, default_ts_ms: int, limits: Limits, now_ms: int) 
         ts_ms=_ts_ms(data, default_ts_ms, limits, now_ms),
         user_id=_optional_str(data, "user_id", limits.max_user_id_chars),
     )
-
-
-def dead_letter(
-    raw: bytes, source: Source, reason: str, detail: str, now_ms: int, max_original_bytes: int
-) -> dict[str, Any]:
-    """The dead-letter record for a rejected input record; its size is bounded.
-
-    The original bytes are kept whole up to ``max_original_bytes``, then cut
-    (``original_truncated``); ``original_size`` and ``original_sha256`` always
-    describe the whole record, and ``detail`` is at most 500 characters.
-    """
-    if len(detail) > MAX_DETAIL_CHARS:
-        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
-    return {
-        "reason": reason,
-        "detail": detail,
-        "source": {
-            "topic": source.topic,
-            "partition": source.partition,
-            "offset": source.offset,
-            "timestamp": iso_ms(source.timestamp_ms),
-        },
-        "original_b64": base64.b64encode(raw[:max_original_bytes]).decode("ascii"),
-        "original_truncated": len(raw) > max_original_bytes,
-        "original_size": len(raw),
-        "original_sha256": hashlib.sha256(raw).hexdigest(),
-        "failed_at": iso_ms(now_ms),
-    }
-
-
-def model_info(name: str, version: str) -> dict[str, str]:
-    return {"name": name, "version": version}
-
-
-def enriched_review(
-    review: Review,
-    labels: tuple[str, ...],
-    probs: list[float],
-    model: dict[str, str],
-    processed_ms: int,
-) -> dict[str, Any]:
-    """Input fields + ``sentiment`` {label, score, probs} + ``model`` + ``processed_at``."""
-    best = max(range(len(labels)), key=probs.__getitem__)
-    return {
-        **review.fields(),
-        "sentiment": {
-            "label": labels[best],
-            "score": probs[best],
-            "probs": dict(zip(labels, probs, strict=True)),
-        },
-        "model": model,
-        "processed_at": iso_ms(processed_ms),
-    }
-
-
-def enriched_question(
-    question: Question, model: dict[str, str], processed_ms: int
-) -> dict[str, Any]:
-    """Input fields + ``model`` + ``processed_at`` (``intent`` arrives with the intent model)."""
-    return {**question.fields(), "model": model, "processed_at": iso_ms(processed_ms)}
-
-
-def dumps(obj: dict[str, Any]) -> bytes:
-    return orjson.dumps(obj)

@@ -27,8 +27,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+import orjson
+
 from streams.alerts import AlertEngine, AlertEvent, AlertSettings, NegativeReview, WindowCount
-from streams.events.contract import dumps
 from streams.store.alerts import AlertStore, TestedWindow
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class AlertPublisher:
             acks = []
             for event in result.events:
                 key = (event.product_id or event.category or "").encode() or None
-                acks.append(await self.send(key, dumps(event.to_json())))
+                acks.append(await self.send(key, orjson.dumps(event.to_json())))
             await asyncio.gather(*acks)
             store = self.monitor.store
             await loop.run_in_executor(self.executor, store.write, result.tested, result.events)

@@ -16,12 +16,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from models.scorer import Scorer
 from streams.errors import InvalidEvent
 from streams.events import contract
 from streams.events.contract import Limits, Question, Review, Source
+from streams.events.deadletter import DeadLetter
+from streams.events.enriched import Enriched, EnrichedQuestion, EnrichedReview, ModelRef
+from streams.events.sentiment import Sentiment, require_sentiment_labels
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,9 @@ class BatchResult:
     stage that refuses an enriched event can dead-letter its original).
     """
 
-    enriched: list[dict[str, Any]] = field(default_factory=list)
+    enriched: list[Enriched] = field(default_factory=list)
     enriched_from: list[RawRecord] = field(default_factory=list)
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def extend(self, other: BatchResult) -> None:
         self.enriched += other.enriched
@@ -67,7 +70,11 @@ class Stats:
 
 
 class BatchProcessor:
-    """Decodes, validates and scores batches of one kind of event."""
+    """Decodes, validates and scores batches of one kind of event.
+
+    A review processor refuses, when it is built (so when the worker starts),
+    a model whose labels are not the sentiment contract's.
+    """
 
     def __init__(
         self,
@@ -84,20 +91,22 @@ class BatchProcessor:
         self.clock = clock
         self.stats = stats if stats is not None else Stats()
         package = scorer.package
-        self.model = contract.model_info(package.name, package.version)
+        if kind == "review":
+            require_sentiment_labels(package)
+        self.model = ModelRef(package.name, package.version)
 
     def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """One enriched event or one dead letter per input record; never raises."""
         result = self._isolating(batch)
         self.stats.processed[self.kind] += len(result.enriched)
         for d in result.dead_letters:
-            self.stats.dead_letters[d["reason"]] += 1
+            self.stats.dead_letters[d.reason] += 1
         return result
 
-    def dead_letter(self, record: RawRecord, reason: str, detail: str) -> dict[str, Any]:
+    def dead_letter(self, record: RawRecord, reason: str, detail: str) -> DeadLetter:
         """The bounded dead letter of ``record``."""
         log.warning("dead letter %s: %s: %s", record.source, reason, detail[:200])
-        return contract.dead_letter(
+        return DeadLetter.of(
             record.value,
             record.source,
             reason,
@@ -142,22 +151,16 @@ class BatchProcessor:
             return contract.parse_review(record.value, ts, self.limits, now)
         return contract.parse_question(record.value, ts, self.limits, now)
 
-    def _enrich(self, events: list[Review | Question]) -> list[dict[str, Any]]:
+    def _enrich(self, events: list[Review | Question]) -> list[Enriched]:
         if self.kind == "question":
             processed = self.clock()
-            return [
-                contract.enriched_question(q, self.model, processed)
-                for q in events
-                if isinstance(q, Question)
-            ]
+            return [EnrichedQuestion(q, processed) for q in events if isinstance(q, Question)]
         reviews = [r for r in events if isinstance(r, Review)]
         scores = self.scorer.score([r.text for r in reviews])
         if scores.probs is None:
             raise TypeError("the review model must be a classification package")
         processed = self.clock()
         return [
-            contract.enriched_review(
-                review, scores.labels, scores.probs[i].tolist(), self.model, processed
-            )
-            for i, review in enumerate(reviews)
+            EnrichedReview(review, Sentiment.from_probs(row.tolist()), self.model, processed)
+            for review, row in zip(reviews, scores.probs, strict=True)
         ]

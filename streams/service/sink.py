@@ -29,8 +29,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
 from streams.errors import (
     DeliveryError,
     EventTooLarge,
@@ -39,6 +37,8 @@ from streams.errors import (
     StoreFatal,
     StoreRejected,
 )
+from streams.events.deadletter import DeadLetter
+from streams.events.enriched import Enriched
 from streams.service.health import Health
 from streams.service.pipeline import BatchProcessor, BatchResult, Kind, RawRecord, Stats
 from streams.store import Store
@@ -108,14 +108,29 @@ class Backoff:
             delay = min(delay * 2, self.maximum)
 
 
-@dataclass
-class _Outgoing:
-    """One record to send: an enriched event (with its input record) or a dead letter."""
+@dataclass(frozen=True)
+class _Event:
+    """An enriched event to send, then store, with the input record it came from."""
 
     topic: OutputTopic
-    key: bytes | None
-    event: dict[str, Any]
-    source: RawRecord | None  # set for enriched events
+    event: Enriched
+    source: RawRecord
+
+    @property
+    def key(self) -> bytes | None:
+        return self.event.key
+
+
+@dataclass(frozen=True)
+class _Letter:
+    """A dead letter to send."""
+
+    topic: OutputTopic
+    event: DeadLetter
+    key: bytes | None = None
+
+
+_Outgoing = _Event | _Letter
 
 
 class BatchSink:
@@ -150,30 +165,28 @@ class BatchSink:
         Raises only ``KafkaConfigError`` or ``StoreFatal`` (the worker must stop).
         """
         kind = processor.kind
-        outgoing = [
-            _Outgoing(self.enriched[kind], e["product_id"].encode(), e, src)
+        outgoing: list[_Outgoing] = [
+            _Event(self.enriched[kind], e, src)
             for e, src in zip(result.enriched, result.enriched_from, strict=True)
-        ] + [_Outgoing(self.deadletter, None, d, None) for d in result.dead_letters]
+        ]
+        outgoing += [_Letter(self.deadletter, d) for d in result.dead_letters]
         sent = await self._send(processor, outgoing)
-        stored = [o for o in sent if o.source is not None]
-        rejected = await self._store(kind, stored)
+        rejected = await self._store(kind, sent)
         if rejected:
-            letters = [
-                self._dead(processor, o.source, "store_rejected", why)
-                for o, why in rejected
-                if o.source is not None
+            letters: list[_Outgoing] = [
+                self._dead(processor, o.source, "store_rejected", why) for o, why in rejected
             ]
             await self._send(processor, letters)
 
     def _dead(
         self, processor: BatchProcessor, source: RawRecord, reason: str, detail: str
-    ) -> _Outgoing:
+    ) -> _Letter:
         letter = processor.dead_letter(source, reason, detail)
         self.stats.dead_letters[reason] += 1
         self.stats.processed[processor.kind] -= 1
-        return _Outgoing(self.deadletter, None, letter, None)
+        return _Letter(self.deadletter, letter)
 
-    async def _send(self, processor: BatchProcessor, outgoing: list[_Outgoing]) -> list[_Outgoing]:
+    async def _send(self, processor: BatchProcessor, outgoing: list[_Outgoing]) -> list[_Event]:
         """Send until Kafka acknowledged every record; returns the enriched ones it took.
 
         Failed records alone are re-sent. An enriched event too large for its
@@ -203,20 +216,19 @@ class BatchSink:
                 await self._wait("kafka", transient, next(delays))
             pending = retry
         self.health.recovered("kafka")
-        return [o for o in delivered if o.source is not None]
+        return [o for o in delivered if isinstance(o, _Event)]
 
-    def _too_large(self, processor: BatchProcessor, item: _Outgoing, why: str) -> _Outgoing:
-        if item.source is not None:
+    def _too_large(self, processor: BatchProcessor, item: _Outgoing, why: str) -> _Letter:
+        if isinstance(item, _Event):
             log.error("enriched event from %s too large for its topic", item.source.source)
             return self._dead(processor, item.source, "too_large", why)
-        stripped = {**item.event, "original_b64": "", "original_truncated": True}
-        return _Outgoing(self.deadletter, None, stripped, None)
+        return _Letter(self.deadletter, item.event.without_original())
 
     async def _send_once(self, items: list[_Outgoing]) -> list[BaseException | None]:
         futures: list[Awaitable[Any] | BaseException] = []
         for item in items:
             try:
-                futures.append(await item.topic.send(key=item.key, value=orjson.dumps(item.event)))
+                futures.append(await item.topic.send(key=item.key, value=item.event.to_json()))
             except Exception as exc:  # Faust raises ProducerSendError from send() itself
                 futures.append(exc)
 
@@ -231,7 +243,7 @@ class BatchSink:
 
         return list(await asyncio.gather(*(outcome(f) for f in futures)))
 
-    async def _store(self, kind: Kind, items: Sequence[_Outgoing]) -> list[tuple[_Outgoing, str]]:
+    async def _store(self, kind: Kind, items: Sequence[_Event]) -> list[tuple[_Event, str]]:
         """Write the enriched events; returns those the store rejects, with its reason."""
         if not items:
             return []
@@ -245,12 +257,10 @@ class BatchSink:
             return await self._store(kind, items[:half]) + await self._store(kind, items[half:])
         return []
 
-    async def _write(self, kind: Kind, items: Sequence[_Outgoing]) -> None:
+    async def _write(self, kind: Kind, items: Sequence[_Event]) -> None:
         events = [o.event for o in items]
-        reviews = events if kind == "review" else ()
-        questions = events if kind == "question" else ()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, self.store.write, reviews, questions)
+        await loop.run_in_executor(self.executor, self.store.write, events)
         self.stats.stored[kind] += len(events)
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:

@@ -25,8 +25,39 @@ Identity holds within the raw retention (``raw_ttl_days`` of event time): a
 version whose earlier versions have all expired counts as a new event, and
 aggregate cells older than the raw retention are not recomputed, so an
 event moved out of one still counts there until the cell itself expires.
+
+Modules: ``backend`` (the port both backends implement), ``embedded`` (chdb),
+``server`` (clickhouse-connect), ``failures`` (their errors classified),
+``migrations`` (schema and retention), ``store`` (:class:`Store`: writes and
+queries), ``rollup`` (the write's SQL and Arrow steps), ``windows`` (rolling
+windows); :func:`open_store` below picks the backend from settings.
 """
 
-from streams.store.base import Backend, Store, open_store
+from __future__ import annotations
+
+from streams.errors import StoreError
+from streams.settings import StoreSettings
+from streams.store.backend import Backend
+from streams.store.store import Store
 
 __all__ = ["Backend", "Store", "open_store"]
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """The store for ``settings``: chdb on a local directory, or a ClickHouse server."""
+    backend: Backend
+    if settings.backend == "clickhouse":
+        from streams.store.server import ServerBackend
+
+        if not settings.url:
+            raise StoreError("store backend 'clickhouse' needs store.url")
+        backend = ServerBackend(
+            settings.url, settings.user, settings.password.get_secret_value(), settings.database
+        )
+    else:
+        from streams.store.embedded import ChdbBackend
+
+        backend = ChdbBackend(settings.path)
+    store = Store(backend, settings)
+    store.migrate()
+    return store

@@ -18,9 +18,11 @@ import pyarrow as pa
 
 from streams.alerts.engine import Scope, WindowCount
 from streams.alerts.event import AlertEvent, NegativeReview
-from streams.store.base import Backend
+from streams.events.sentiment import NEGATIVE, prob_column
+from streams.store.backend import Backend
 
-MARKER: Scope | str = "window"  # alert_windows scope of the row that marks a window as tested
+MARKER: Scope | str = "window"
+P_NEGATIVE = prob_column(NEGATIVE)  # alert_windows scope of the row that marks a window as tested
 
 _MS = pa.timestamp("ms", tz="UTC")
 WINDOW_SCHEMA = pa.schema(
@@ -98,12 +100,12 @@ class AlertStore:
         where = _between(start_ms, end_ms)
         products = self.backend.query(
             f"SELECT {bucket} AS w, product_id AS key, min(category) AS category, "
-            f"count() AS n, countIf(label = 'negative') AS negative "
+            f"count() AS n, countIf(label = '{NEGATIVE}') AS negative "
             f"FROM {self.db}.reviews FINAL WHERE {where} GROUP BY w, key"
         )
         categories = self.backend.query(
             f"SELECT {bucket} AS w, category AS key, count() AS n, "
-            f"countIf(label = 'negative') AS negative "
+            f"countIf(label = '{NEGATIVE}') AS negative "
             f"FROM {self.db}.reviews FINAL WHERE {where} AND category != '' GROUP BY w, key"
         )
         out: dict[int, list[WindowCount]] = {}
@@ -130,14 +132,14 @@ class AlertStore:
         """The window's most negative reviews of a product or category (the evidence)."""
         column = "product_id" if record.scope == "product" else "category"
         rows = self.backend.query(
-            f"SELECT event_id, text, p_negative FROM {self.db}.reviews FINAL "
-            f"WHERE {column} = {{key:String}} AND label = 'negative' AND "
+            f"SELECT event_id, text, {P_NEGATIVE} AS p FROM {self.db}.reviews FINAL "
+            f"WHERE {column} = {{key:String}} AND label = '{NEGATIVE}' AND "
             f"{_between(record.window_start_ms, record.window_end_ms)} "
-            f"ORDER BY p_negative DESC, event_id LIMIT {int(limit)}",
+            f"ORDER BY p DESC, event_id LIMIT {int(limit)}",
             {"key": record.key},
         )
         return [
-            NegativeReview(str(r["event_id"]), str(r["text"]), float(r["p_negative"])) for r in rows
+            NegativeReview(str(r["event_id"]), str(r["text"]), float(r["p"])) for r in rows
         ]
 
     def tested_windows(self) -> list[TestedWindow]:

@@ -41,6 +41,14 @@ import time
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streams.events.sentiment import (
+    NEGATIVE,
+    POSITIVE,
+    SENTIMENT_LABELS,
+    count_column,
+    prob_column,
+)
+
 # The columns whose content ranks two versions that share ``processed_at``.
 REVIEW_CONTENT = (
     "product_id",
@@ -51,9 +59,7 @@ REVIEW_CONTENT = (
     "rating",
     "label",
     "score",
-    "p_negative",
-    "p_neutral",
-    "p_positive",
+    *(prob_column(label) for label in SENTIMENT_LABELS),
     "model_name",
     "model_version",
     "ts",
@@ -116,21 +122,20 @@ WHERE _b >= {horizon}
 # left empty gets a deleted row. The IN set leads with the time bucket, the
 # first column of review_facts' sorting key, so only those buckets are read.
 # Reviews without a category count for their product but form no '' category.
+# {counts}, {a_counts} and {count_exprs}: the n_<label> columns of every sentiment label.
 ROLLUP_SQL = """
 INSERT INTO {db}.{table}
-    ({time_col}, {key}, n, n_negative, n_neutral, n_positive, rating_sum, rating_n,
+    ({time_col}, {key}, n, {counts}, rating_sum, rating_n,
      sentiment_sum, computed_at, is_deleted)
 WITH touched AS ({touched})
-SELECT t._b, t._k, a.n, a.n_negative, a.n_neutral, a.n_positive, a.rating_sum, a.rating_n,
+SELECT t._b, t._k, a.n, {a_counts}, a.rating_sum, a.rating_n,
        a.sentiment_sum, {computed_at}, a.n = 0
 FROM touched AS t
 LEFT JOIN (
     SELECT {bucket} AS _b,
            {key} AS _k,
            toUInt32(count()) AS n,
-           toUInt32(countIf(label = 'negative')) AS n_negative,
-           toUInt32(countIf(label = 'neutral')) AS n_neutral,
-           toUInt32(countIf(label = 'positive')) AS n_positive,
+           {count_exprs},
            toUInt32(sum(rating)) AS rating_sum,
            toUInt32(countIf(rating > 0)) AS rating_n,
            sum(toDecimal64(sentiment, 6)) AS sentiment_sum
@@ -139,6 +144,15 @@ LEFT JOIN (
     GROUP BY _b, _k
 ) AS a ON t._b = a._b AND t._k = a._k
 """
+_COUNTS = [count_column(label) for label in SENTIMENT_LABELS]
+LABEL_COUNTS = {
+    "counts": ", ".join(_COUNTS),
+    "a_counts": ", ".join(f"a.{c}" for c in _COUNTS),
+    "count_exprs": ",\n           ".join(
+        f"toUInt32(countIf(label = '{label}')) AS {count_column(label)}"
+        for label in SENTIMENT_LABELS
+    ),
+}
 
 # The server's clock in nanoseconds: the version of the recomputes that follow.
 CLOCK_SQL = "SELECT toString(toUnixTimestamp64Nano(now64(9))) AS ns"
@@ -198,7 +212,10 @@ def _rollup(
         "events": events,
     }
     return ROLLUP_SQL.format(
-        **fields, touched=touched.format(**fields), computed_at=f"toUInt64({int(computed_at)})"
+        **fields,
+        **LABEL_COUNTS,
+        touched=touched.format(**fields),
+        computed_at=f"toUInt64({int(computed_at)})",
     )
 
 
@@ -234,7 +251,9 @@ def review_facts(reviews: pa.Table, hashes: pa.Array) -> pa.Table:
             "category": reviews["category"],
             "label": reviews["label"],
             "rating": reviews["rating"],
-            "sentiment": pc.subtract(reviews["p_positive"], reviews["p_negative"]),
+            "sentiment": pc.subtract(
+                reviews[prob_column(POSITIVE)], reviews[prob_column(NEGATIVE)]
+            ),
             "processed_at": reviews["processed_at"],
             "content_hash": hashes,
         }

@@ -14,8 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from streams.durations import parse_duration
+from streams.events.sentiment import NEGATIVE, SENTIMENT_LABELS, count_column
 
-MEASURES = ("n", "n_negative", "n_neutral", "n_positive", "rating_sum", "rating_n", "sentiment_sum")
+MEASURES = (
+    "n",
+    *(count_column(label) for label in SENTIMENT_LABELS),
+    "rating_sum",
+    "rating_n",
+    "sentiment_sum",
+)
 
 # Per key: the measures of the current window (cur_*) and of the previous one (prev_*);
 # aliases differ from the column names, which ClickHouse would otherwise substitute.
@@ -26,7 +33,7 @@ WHERE {time_col} >= toDateTime({prev_start}, 'UTC') AND {time_col} < toDateTime(
   AND {where}
 GROUP BY key
 HAVING {having}
-ORDER BY cur_n_negative / greatest(cur_n, 1) DESC, cur_n DESC, key
+ORDER BY cur_{negatives} / greatest(cur_n, 1) DESC, cur_n DESC, key
 LIMIT {limit}
 """
 
@@ -40,10 +47,8 @@ ORDER BY bucket
 """
 
 
-class Shares(TypedDict):
-    negative: float
-    neutral: float
-    positive: float
+# Each sentiment label's share of the reviews, in SENTIMENT_LABELS order.
+Shares = dict[str, float]
 
 
 class WindowStats(TypedDict):
@@ -142,6 +147,7 @@ def window_pair_sql(db: str, kind: str, s: Span, where: str, having: str, limit:
         where=where,
         having=having,
         limit=int(limit),
+        negatives=count_column(NEGATIVE),
     )
 
 
@@ -172,9 +178,9 @@ def _iso(epoch: int) -> str:
 
 def _shares(row: dict[str, Any], prefix: str, n: int) -> Shares:
     def share(label: str) -> float:
-        return round(int(row[f"{prefix}n_{label}"]) / n, 6) if n else 0.0
+        return round(int(row[prefix + count_column(label)]) / n, 6) if n else 0.0
 
-    return Shares(negative=share("negative"), neutral=share("neutral"), positive=share("positive"))
+    return {label: share(label) for label in SENTIMENT_LABELS}
 
 
 def window_stats(row: dict[str, Any], prefix: str, start: int, end: int) -> WindowStats:
@@ -207,7 +213,7 @@ def key_window(row: dict[str, Any], window: str, s: Span) -> KeyWindow:
         change=Change(
             volume=cur["volume"] - prev["volume"],
             negative_share=(
-                diff(cur["shares"]["negative"], prev["shares"]["negative"]) if both else None
+                diff(cur["shares"][NEGATIVE], prev["shares"][NEGATIVE]) if both else None
             ),
             mean_score=diff(cur["mean_score"], prev["mean_score"]),
         ),

@@ -21,8 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from streams.events.enriched import REVIEW_SCHEMA
 from streams.settings import StoreSettings
-from streams.store.base import REVIEW_SCHEMA, Store, open_store
+from streams.store import Store, open_store
 
 PRODUCTS = 5_000
 CATEGORIES = ("apparel", "shoes", "books", "electronics", "home", "beauty", "toys", "grocery")

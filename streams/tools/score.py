@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import orjson
 
@@ -33,22 +32,24 @@ def _complete(line: bytes) -> bytes:
 
 def score_lines(
     lines: Iterable[bytes], processor: BatchProcessor, batch_size: int = 64
-) -> Iterator[dict[str, Any]]:
-    """Yield one result per input line, in input order."""
+) -> Iterator[bytes]:
+    """Yield one JSON line (no newline) per input line, in input order: the enriched event
+    exactly as the stream emits it, or the error."""
     batch: list[RawRecord] = []
     now = time.time_ns() // 1_000_000
 
-    def flush() -> Iterator[dict[str, Any]]:
+    def flush() -> Iterator[bytes]:
         result = processor.process(batch)
         enriched = iter(result.enriched)
-        dead = {d["source"]["offset"]: d for d in result.dead_letters}
+        dead = {d.source.offset: d for d in result.dead_letters}
         for record in batch:
             offset = record.source.offset
             if offset in dead:
                 d = dead[offset]
-                yield {"line": offset + 1, "error": {"reason": d["reason"], "detail": d["detail"]}}
+                error = {"reason": d.reason, "detail": d.detail}
+                yield orjson.dumps({"line": offset + 1, "error": error})
             else:
-                yield next(enriched)
+                yield next(enriched).to_json()
         batch.clear()
 
     for n, line in enumerate(lines):

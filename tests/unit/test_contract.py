@@ -11,6 +11,9 @@ import pytest
 from streams.errors import InvalidEvent
 from streams.events import contract
 from streams.events.contract import Source
+from streams.events.deadletter import DeadLetter
+from streams.events.enriched import EnrichedQuestion, EnrichedReview, ModelRef
+from streams.events.sentiment import Sentiment
 from tests.schemas import validate
 
 KAFKA_TS = 1_764_300_000_000  # 2025-11-28T03:20:00Z
@@ -93,20 +96,17 @@ def test_question_contract() -> None:
         LIMITS,
         NOW,
     )
-    enriched = contract.enriched_question(q, contract.model_info("m", "1"), KAFKA_TS)
+    enriched = orjson.loads(EnrichedQuestion(q, KAFKA_TS).to_json())
     validate("question.enriched", enriched)
-    assert "intent" not in enriched
+    assert "intent" not in enriched and "model" not in enriched
 
 
 def test_enriched_review_matches_schema_and_picks_top_label() -> None:
     r = parse(review(rating=2, lang="zh"))
-    e = contract.enriched_review(
-        r,
-        ("negative", "neutral", "positive"),
-        [0.7, 0.2, 0.1],
-        contract.model_info("m", "1"),
-        KAFKA_TS + 5,
+    enriched = EnrichedReview(
+        r, Sentiment.from_probs([0.7, 0.2, 0.1]), ModelRef("m", "1"), KAFKA_TS + 5
     )
+    e = orjson.loads(enriched.to_json())
     validate("review.enriched", e)
     assert e["sentiment"] == {
         "label": "negative",
@@ -120,7 +120,9 @@ def test_dead_letter_keeps_original_bytes_and_source() -> None:
     with pytest.raises(InvalidEvent) as err:
         parse(raw)
     source = Source("reviews", 2, 41, KAFKA_TS)
-    d = contract.dead_letter(raw, source, err.value.reason, err.value.detail, NOW, 1000)
+    d = orjson.loads(
+        DeadLetter.of(raw, source, err.value.reason, err.value.detail, NOW, 1000).to_json()
+    )
     validate("deadletter", d)
     assert base64.b64decode(d["original_b64"]) == raw
     assert d["source"]["partition"] == 2 and d["source"]["offset"] == 41
@@ -181,7 +183,7 @@ def test_input_larger_than_the_limit_is_too_large() -> None:
 def test_dead_letter_of_a_huge_record_is_bounded_and_identifies_it() -> None:
     raw = b'{"event_id": "' + b"x" * 750_000 + b'"}'
     source = Source("reviews", 0, 7, KAFKA_TS)
-    d = contract.dead_letter(raw, source, "too_large", "y" * 10_000, NOW, 1024)
+    d = orjson.loads(DeadLetter.of(raw, source, "too_large", "y" * 10_000, NOW, 1024).to_json())
     validate("deadletter", d)
     assert len(orjson.dumps(d)) < 3000
     assert d["original_truncated"] is True and d["original_size"] == len(raw)

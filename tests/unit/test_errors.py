@@ -58,6 +58,9 @@ RAISED_BY: dict[str, list[str]] = {
         "tests/unit/test_errors.py::test_a_model_onnxruntime_cannot_load_is_a_package_error",
         "tests/unit/test_errors.py::test_a_top_label_needs_a_classification_head",
     ],
+    "ModelLabelsError": [
+        "tests/unit/test_labels.py::test_a_review_model_with_other_labels_is_refused",
+    ],
     "ModelIntegrityError": [
         "tests/unit/test_scorer.py::test_tampered_model_is_refused",
         "tests/unit/test_manifest_digest.py::test_a_changed_file_hash_in_the_manifest_is_refused",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from models.scorer import Scorer, Scores
 from streams.events.contract import Source
+from streams.events.enriched import EnrichedReview, ModelRef
 from streams.service.pipeline import BatchProcessor, RawRecord
 from streams.tools.score import score_lines
 from tests.schemas import validate
@@ -38,14 +39,14 @@ def test_poison_inside_a_batch_neither_blocks_nor_loses_neighbours(tiny_scorer: 
         record(4, review(4, "fine")),
     ]
     result = processor.process(batch)
-    assert [e["event_id"] for e in result.enriched] == ["e0", "e2", "e4"]
-    assert [(d["source"]["offset"], d["reason"]) for d in result.dead_letters] == [
+    assert [e.input.event_id for e in result.enriched] == ["e0", "e2", "e4"]
+    assert [(d.source.offset, d.reason) for d in result.dead_letters] == [
         (1, "invalid_utf8"),
         (3, "empty_text"),
     ]
     for event in result.enriched:
-        validate("review.enriched", event)
-        assert event["model"] == {"name": "tiny", "version": "0.0.1"}
+        validate("review.enriched", orjson.loads(event.to_json()))
+        assert event.model == ModelRef("tiny", "0.0.1")
     assert processor.stats.processed["review"] == 3
     assert processor.stats.dead_letters == {"invalid_utf8": 1, "empty_text": 1}
 
@@ -58,8 +59,9 @@ def test_enriched_scores_match_the_scorer(tiny_scorer: Scorer) -> None:
     assert scores.probs is not None
     for i, event in enumerate(result.enriched):
         label, p = scores.top(i)
-        assert event["sentiment"]["label"] == label
-        assert abs(event["sentiment"]["score"] - p) < 1e-6
+        assert isinstance(event, EnrichedReview)
+        assert event.sentiment.label == label
+        assert abs(event.sentiment.score - p) < 1e-6
 
 
 def test_all_poison_batch_yields_only_dead_letters(tiny_scorer: Scorer) -> None:
@@ -71,7 +73,7 @@ def test_all_poison_batch_yields_only_dead_letters(tiny_scorer: Scorer) -> None:
 def test_score_command_gives_one_line_per_input_line(tiny_scorer: Scorer) -> None:
     processor = BatchProcessor("review", tiny_scorer)
     lines = io.BytesIO(b'{"text": "good"}\nnot json\n{"text": "bad", "event_id": "x"}\n')
-    out = list(score_lines(lines, processor, batch_size=2))
+    out = [orjson.loads(line) for line in score_lines(lines, processor, batch_size=2)]
     assert len(out) == 3
     assert out[0]["event_id"] and out[0]["product_id"] == "unknown"
     assert out[1] == {
@@ -104,12 +106,12 @@ def test_a_record_that_fails_after_validation_is_isolated(tiny_scorer: Scorer) -
     processor = BatchProcessor("review", scorer, clock=lambda: NOW)
     texts = ["good", "fine", "poison", "bad", "ok", "great", "meh"]
     result = processor.process([record(i, review(i, t)) for i, t in enumerate(texts)])
-    assert [e["event_id"] for e in result.enriched] == [f"e{i}" for i in (0, 1, 3, 4, 5, 6)]
+    assert [e.input.event_id for e in result.enriched] == [f"e{i}" for i in (0, 1, 3, 4, 5, 6)]
     assert result.enriched_from[2].source.offset == 3
     (dead,) = result.dead_letters
-    assert (dead["reason"], dead["source"]["offset"]) == ("processing_error", 2)
-    assert "simulated kernel failure" in dead["detail"]
-    validate("deadletter", dead)
+    assert (dead.reason, dead.source.offset) == ("processing_error", 2)
+    assert "simulated kernel failure" in dead.detail
+    validate("deadletter", orjson.loads(dead.to_json()))
     assert processor.stats.processed["review"] == 6
     assert processor.stats.dead_letters == {"processing_error": 1}
 
@@ -125,8 +127,8 @@ def test_poison_timestamps_become_dead_letters(tiny_scorer: Scorer) -> None:
     ]
     batch = [record(0, review(0))] + [record(i + 1, v) for i, v in enumerate(lines)]
     result = processor.process(batch)
-    assert [e["event_id"] for e in result.enriched] == ["e0"]
-    assert [d["reason"] for d in result.dead_letters] == ["invalid_value"] * len(POISON_TS)
+    assert [e.input.event_id for e in result.enriched] == ["e0"]
+    assert [d.reason for d in result.dead_letters] == ["invalid_value"] * len(POISON_TS)
 
 
 def test_score_command_keeps_one_line_per_input_through_poison(tiny_scorer: Scorer) -> None:
@@ -134,7 +136,8 @@ def test_score_command_keeps_one_line_per_input_through_poison(tiny_scorer: Scor
     processor = BatchProcessor("review", scorer)
     lines = [b'{"text": "good"}', b'{"text": "poison"}', b'{"text": "x", "ts": 1e400}']
     lines += [orjson.dumps({"text": "ok", "ts": ts}) for ts in POISON_TS] + [b'{"text": "fine"}']
-    out = list(score_lines(io.BytesIO(b"\n".join(lines) + b"\n"), processor, batch_size=4))
+    text = io.BytesIO(b"\n".join(lines) + b"\n")
+    out = [orjson.loads(line) for line in score_lines(text, processor, batch_size=4)]
     assert len(out) == len(lines)
     assert [o.get("error", {}).get("reason") for o in out] == [
         None,
@@ -177,13 +180,13 @@ def test_fuzz_process_never_raises_and_accounts_for_every_input(
     batch = [record(i, v) for i, v in enumerate(values)]
     result = processor.process(batch)
     offsets = [r.source.offset for r in result.enriched_from]
-    offsets += [d["source"]["offset"] for d in result.dead_letters]
+    offsets += [d.source.offset for d in result.dead_letters]
     assert sorted(offsets) == list(range(len(values)))  # exactly one output per input
     assert len(result.enriched) == len(result.enriched_from)
     for d in result.dead_letters:
-        assert d["reason"] != "processing_error", d["detail"]  # validation caught it
+        assert d.reason != "processing_error", d.detail  # validation caught it
     for event in result.enriched:
-        validate("review.enriched", event)
+        validate("review.enriched", orjson.loads(event.to_json()))
     FUZZ_COUNTS["inputs"] += len(values)
     FUZZ_COUNTS["enriched"] += len(result.enriched)
     FUZZ_COUNTS["dead_letters"] += len(result.dead_letters)

@@ -7,14 +7,19 @@ against a chdb-backed ClickHouse HTTP endpoint), see ``tests/conftest.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
 
 import pytest
 
 from streams.errors import StoreError
+from streams.events.enriched import EnrichedReview
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
-from tests.clock import day_at, iso_ms
+from tests.clock import day_at
+from tests.events import review_event
+
+TS = day_at(10)
+PROCESSED_AT = day_at(10, 0, 1)
 
 
 def enriched(
@@ -22,27 +27,24 @@ def enriched(
     product: str = "p1",
     label: str = "positive",
     *,
-    ts: str = iso_ms(day_at(10)),
+    ts: datetime = TS,
     category: str | None = "书籍",
     rating: int | None = 5,
-    processed_at: str = iso_ms(day_at(10, 0, 1)),
-) -> dict[str, Any]:
+    processed_at: datetime = PROCESSED_AT,
+) -> EnrichedReview:
     """An enriched review as the pipeline emits it; P(label) varies with ``i``."""
     top = 0.6 + (i % 5) * 0.05
-    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: top}
-    return {
-        "event_id": f"e{i}",
-        "product_id": product,
-        "text": f"review {i}",
-        "rating": rating,
-        "user_id": None,
-        "category": category,
-        "ts": ts,
-        "lang": "zh",
-        "sentiment": {"label": label, "score": top, "probs": probs},
-        "model": {"name": "m", "version": "1"},
-        "processed_at": processed_at,
-    }
+    return review_event(
+        f"e{i}",
+        product,
+        ts=ts,
+        processed_at=processed_at,
+        probs={"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: top},
+        text=f"review {i}",
+        category=category,
+        rating=rating,
+        lang="zh",
+    )
 
 
 @pytest.fixture
@@ -60,9 +62,9 @@ def test_redelivered_batch_counts_once(store: Store) -> None:
     batch = [enriched(i) for i in range(10)] + [
         enriched(i, "p2", "negative") for i in range(10, 14)
     ]
-    store.write(batch, [])
-    store.write(batch[3:], [])  # Kafka re-delivers part of the batch, differently cut
-    store.write(batch[:5], [])
+    store.write(batch)
+    store.write(batch[3:])  # Kafka re-delivers part of the batch, differently cut
+    store.write(batch[:5])
     assert store.count("reviews") == 14
     health = {p["product_id"]: p for p in store.product_health()}
     assert health["p2"]["volume"] == 4 and health["p2"]["negative"] == 1
@@ -72,7 +74,7 @@ def test_redelivered_batch_counts_once(store: Store) -> None:
 
 def test_data_survives_reopen(store_settings: StoreSettings) -> None:
     first = open_store(store_settings)
-    first.write([enriched(1)], [])
+    first.write([enriched(1)])
     first.close()
     second = open_store(store_settings)
     assert second.count("reviews") == 1

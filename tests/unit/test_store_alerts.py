@@ -5,28 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from streams.alerts import AlertEvent, AlertSettings
+from streams.events.enriched import EnrichedReview
 from streams.service.alerting import AlertMonitor
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
 from streams.store.alerts import AlertStore
 from streams.web.api import alerts_reply, product_alerts_reply
-from tests.clock import DAY, iso_ms
+from tests.clock import DAY
 from tests.unit.test_store import enriched
 
 SETTINGS = AlertSettings(windows=["1h"], allowed_lateness="1m", max_windows_per_tick=50)
 PRODUCTS = ("p1", "p2", "p3", "p4")
 
 
-def history() -> list[dict[str, Any]]:
+def history() -> list[EnrichedReview]:
     """Seven quiet days (one review per product an hour, every tenth negative), then a
     spike of p1 from 10:00 to 12:00 on DAY (20 reviews an hour, 12 negative), then four
     quiet hours."""
-    events: list[dict[str, Any]] = []
+    events: list[EnrichedReview] = []
     start = DAY - timedelta(days=7)
     for hour in range(7 * 24 + 16):
         at = start + timedelta(hours=hour)
@@ -34,13 +34,13 @@ def history() -> list[dict[str, Any]]:
             i = len(events)
             label = "negative" if (hour + k) % 10 == 0 else "positive"
             events.append(
-                enriched(i, product, label, ts=iso_ms(at + timedelta(minutes=k)), category="tops")
+                enriched(i, product, label, ts=at + timedelta(minutes=k), category="tops")
             )
         if DAY + timedelta(hours=10) <= at < DAY + timedelta(hours=12):
             for j in range(20):
                 i = len(events)
                 label = "negative" if j < 12 else "neutral"
-                ts = iso_ms(at + timedelta(minutes=5 + 2 * j))
+                ts = at + timedelta(minutes=5 + 2 * j)
                 events.append(enriched(i, "p1", label, ts=ts, category="tops"))
     return events
 
@@ -72,7 +72,7 @@ def summary(events: list[AlertEvent]) -> list[tuple[str, str, str | None, int]]:
 
 
 def test_a_spike_fires_once_then_resolves_and_quiet_products_never_alert(store: Store) -> None:
-    store.write(history(), [])
+    store.write(history())
     events = run(monitor_for(store))
 
     products = [e for e in events if e.product_id is not None]
@@ -95,7 +95,7 @@ def test_a_spike_fires_once_then_resolves_and_quiet_products_never_alert(store: 
 def test_a_restarted_monitor_rebuilds_from_the_store_and_sends_nothing_again(
     store: Store,
 ) -> None:
-    store.write(history(), [])
+    store.write(history())
     first = run(monitor_for(store))
     assert first
     assert run(monitor_for(store)) == []  # every window was tested and stored
@@ -103,7 +103,7 @@ def test_a_restarted_monitor_rebuilds_from_the_store_and_sends_nothing_again(
 
 def test_the_same_events_in_another_batching_give_the_same_alerts(store: Store) -> None:
     events = history()
-    store.write(events, [])
+    store.write(events)
     at_once = summary(run(monitor_for(store)))
 
     # a second database in the same chdb directory (chdb opens one per process)
@@ -112,7 +112,7 @@ def test_the_same_events_in_another_batching_give_the_same_alerts(store: Store) 
     monitor = monitor_for(other)
     streamed = []
     for i in range(0, len(events), 97):  # arrival in chunks, evaluating as time passes
-        other.write(events[i : i + 97], [])
+        other.write(events[i : i + 97])
         streamed += run(monitor)
         if i % (97 * 3) == 0:
             monitor.reset()  # a restart now and then

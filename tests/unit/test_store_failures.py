@@ -84,7 +84,7 @@ def test_values_the_store_cannot_take_are_rejected(store: Store) -> None:
     with pytest.raises(StoreRejected, match=r"CANNOT_PARSE_TEXT|Cannot parse"):
         store.backend.query("SELECT toUInt8('abc') AS n")
     with pytest.raises(StoreRejected, match="columns"):
-        store.write([enriched(1, rating=300)], [])  # no UInt8
+        store.write([enriched(1, rating=300)])  # no UInt8
     assert store.count("reviews") == 0
 
 

@@ -6,26 +6,26 @@ Runs on both backends (see ``tests/conftest.py``); ``now`` is injected.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
+from streams.events.enriched import EnrichedReview
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
 from streams.web.api import product_reply, products_reply
-from tests.clock import api_time, day_at, iso_ms
+from tests.clock import api_time, day_at
 from tests.unit.test_store import enriched
 
 NOW = day_at(10, 30, 20)
 
 
-def at(minutes_ago: float) -> str:
-    return (NOW - timedelta(minutes=minutes_ago)).isoformat()
+def at(minutes_ago: float) -> datetime:
+    return NOW - timedelta(minutes=minutes_ago)
 
 
-def reviews() -> list[dict[str, Any]]:
+def reviews() -> list[EnrichedReview]:
     """p_bad turns negative this quarter hour; p_good stays positive; p_few is too small."""
     rows = [enriched(i, "p_bad", "negative" if i < 4 else "positive", ts=at(i)) for i in range(6)]
     rows += [
@@ -35,14 +35,14 @@ def reviews() -> list[dict[str, Any]]:
     rows += [enriched(20 + i, "p_good", "positive", ts=at(2 * i), rating=None) for i in range(5)]
     rows += [enriched(30 + i, "p_few", "negative", ts=at(1)) for i in range(2)]
     rows += [enriched(40, "a'b\\c\td", "neutral", ts=at(3))]
-    rows += [enriched(50, "p_old", "neutral", ts=iso_ms(day_at(-20 * 24)))]
+    rows += [enriched(50, "p_old", "neutral", ts=day_at(-20 * 24))]
     return rows
 
 
 @pytest.fixture
 def store(store_settings: StoreSettings) -> Iterator[Store]:
     s = open_store(store_settings)
-    s.write(reviews(), [])
+    s.write(reviews())
     yield s
     s.close()
 
