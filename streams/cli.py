@@ -196,3 +196,62 @@ def _export_cli() -> click.Group:
 
 
 main.add_command(_export_cli(), "export")
+
+
+@main.command()
+@click.option("--products", type=int, default=500, show_default=True)
+@click.option("--days", type=int, default=28, show_default=True)
+@click.option("--warmup-days", type=int, default=7, show_default=True, help="days before spikes")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--spiked", type=float, default=0.5, show_default=True, help="products with a spike")
+@click.option("--sizes", default="3,5,10,20,40", show_default=True, help="injected negatives")
+@click.option("--spike-hours", type=float, default=6.0, show_default=True)
+@click.option("--new-products", type=float, default=0.2, show_default=True, help="launched later")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data"),
+    show_default=True,
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="alert setting to change, e.g. --set pending_windows=1 (JSON values; repeatable)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def simulate(
+    products: int,
+    days: int,
+    warmup_days: int,
+    seed: int,
+    spiked: float,
+    sizes: str,
+    spike_hours: float,
+    new_products: float,
+    data: Path,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Spike alerts on real reviews as simulated streams, against simpler rules (benchmark)."""
+    from streams.tools.simulate import (
+        SimConfig,
+        format_report,
+        load_corpus,
+        parse_settings,
+        run_simulation,
+    )
+
+    config = SimConfig(
+        products=products,
+        days=days,
+        warmup_days=warmup_days,
+        seed=seed,
+        spiked=spiked,
+        sizes=tuple(int(s) for s in sizes.split(",")),
+        spike_hours=spike_hours,
+        new_products=new_products,
+    )
+    report = run_simulation(load_corpus(data), config, parse_settings(overrides))
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
