@@ -226,7 +226,7 @@ class FaqIndex:
     def language_mask(self, language: str | None) -> npt.NDArray[np.bool_]:
         """Entries searched for a question in ``language``: that language's, if it has any."""
         if language is not None:
-            mask = self._languages == language
+            mask: npt.NDArray[np.bool_] = np.asarray(self._languages == language, dtype=bool)
             if mask.any():
                 return mask
         return np.ones(len(self.entries), dtype=bool)

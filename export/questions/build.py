@@ -8,10 +8,14 @@ Protocol (seeded, deterministic given the embeddings):
 2. Head: softmax regression on the *train* split (Bitext train, project zh train, project
    English out-of-scope train), a small grid (zh sample weight × L2) chosen on the *dev*
    split (mean of en and zh dev accuracy); the ``other`` threshold is tuned on dev too.
-3. KB side (which embeddings represent an entry) chosen on dev recall@1; the answer gate and
-   threshold chosen on dev: the highest coverage with precision-when-answering >= 0.95.
+3. KB side (which embeddings represent an entry: KB questions under ``query: `` or
+   ``passage: ``, answers under ``passage: ``, or questions + answer) chosen on dev recall@1
+   of pure embedding retrieval; then the blend with the head's probability of the entry's
+   intent (``intent_weight``) on dev recall@1; then the answer gate and threshold on dev:
+   the highest coverage with precision-when-answering >= 0.95.
 4. Test metrics (never used for a choice) through :class:`models.questions.QuestionModel`;
-   speed at batch 32 on the test questions in a seeded random order.
+   speed at batch 32 on the test questions in a seeded random order, encoders benchmarked
+   in alternating rounds.
 5. The package is written for the encoder given as ``encoder``; the others are compared.
 """
 
@@ -146,7 +150,7 @@ def train_and_evaluate(corpus: Corpus, labels: list[str], config: QuestionsConfi
 
     # 1. head: grid on dev
     started = time.perf_counter()
-    grid = []
+    grid: list[dict[str, Any]] = []
     for zh_weight in config.zh_weights:
         for l2 in config.l2s:
             w = np.where(lang == "zh", zh_weight, 1.0).astype(np.float32)
@@ -175,9 +179,7 @@ def train_and_evaluate(corpus: Corpus, labels: list[str], config: QuestionsConfi
         "seed": config.seed,
         "grid_dev": [{k: v for k, v in g.items() if k != "_w"} for g in grid],
         "chosen": {"zh_weight": chosen["zh_weight"], "l2": chosen["l2"]},
-        "train_n": {
-            lg: int((train & (lang == lg)).sum()) for lg in ("en", "zh")
-        },
+        "train_n": {lg: int((train & (lang == lg)).sum()) for lg in ("en", "zh")},
         "train_seconds_grid": round(time.perf_counter() - started, 1),
     }
     # English-only head with the chosen settings: how far the encoder transfers to zh alone
@@ -242,7 +244,9 @@ def train_and_evaluate(corpus: Corpus, labels: list[str], config: QuestionsConfi
             intent_weight=intent_weight,
         )
 
-    answer_dev = tune_answer(model_for, x[dev], list(lang[dev]), list(gold[dev]), config.answer_target)
+    answer_dev = tune_answer(
+        model_for, x[dev], list(lang[dev]), list(gold[dev]), config.answer_target
+    )
     gate: Gate = answer_dev["gate"]
     answer_t = float(answer_dev["threshold"])
     model = model_for(gate, answer_t)

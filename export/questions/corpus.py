@@ -89,6 +89,4 @@ def load_corpus(
     kb_en = _kb_vectors(cache, scorer, english_kb(data_dir, en_kb_questions))
     zh_train = [q for q in questions if q.lang == "zh" and q.intent != OTHER]
     kb_zh = _kb_vectors(cache, scorer, with_training_questions(chinese_kb(project_dir), zh_train))
-    return Corpus(
-        scorer.package.name, encoder_dir, questions, vectors, kb_en, kb_zh, cache.encoded
-    )
+    return Corpus(scorer.package.name, encoder_dir, questions, vectors, kb_en, kb_zh, cache.encoded)

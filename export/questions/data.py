@@ -21,7 +21,11 @@ Split = Literal["train", "dev", "test"]
 OTHER: Final = "other"
 BITEXT_FILE: Final = "bitext_customer_support_intents.csv"
 PROJECT_DATA: Final = Path(__file__).resolve().parent / "data"
-ZH_FILES: Final[dict[str, str]] = {"train": "zh_train.csv", "dev": "zh_dev.csv", "test": "zh_test.csv"}
+ZH_FILES: Final[dict[str, str]] = {
+    "train": "zh_train.csv",
+    "dev": "zh_dev.csv",
+    "test": "zh_test.csv",
+}
 EN_OTHER_FILE: Final = "en_other.csv"
 
 

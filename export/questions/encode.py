@@ -53,7 +53,9 @@ class EmbeddingCache:
     def embed(self, scorer: Scorer, texts: Sequence[str], prefix: str) -> FloatArray:
         """Embeddings of ``texts`` (with ``prefix``), encoding only the ones not cached."""
         keys = [_key(prefix, t) for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items())
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items()
+        )
         if missing:
             scores = scorer.score([t for _, t in missing], prefix=prefix)
             assert scores.embeddings is not None

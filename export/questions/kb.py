@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from export.errors import ExportError
 from export.questions.data import PROJECT_DATA, bitext_rows, bitext_split
