@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -352,7 +353,10 @@ def speed(corpora: Sequence[Corpus], config: QuestionsConfig) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in scorers}
     for _ in range(config.bench_rounds):
         for name, scorer in scorers.items():
+            load = round(os.getloadavg()[0], 2)
             rounds[name].append(
+                {"load_1min": load}
+                |
                 bench(
                     scorer,
                     texts,
@@ -368,6 +372,7 @@ def speed(corpora: Sequence[Corpus], config: QuestionsConfig) -> dict[str, Any]:
         out[name] = {
             **ranked[len(ranked) // 2],
             "rounds_questions_per_s": [r["questions_per_s"] for r in results],
+            "rounds_load_1min": [r["load_1min"] for r in results],
         }
     return out
 
