@@ -356,8 +356,7 @@ def speed(corpora: Sequence[Corpus], config: QuestionsConfig) -> dict[str, Any]:
             load = round(os.getloadavg()[0], 2)
             rounds[name].append(
                 {"load_1min": load}
-                |
-                bench(
+                | bench(
                     scorer,
                     texts,
                     "query: ",
