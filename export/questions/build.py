@@ -65,6 +65,7 @@ from models.questions import (
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
+ANSWER_CURVE = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
 KB_SIDES = ("questions_query", "questions_passage", "answers_passage", "questions_query+answers")
 
 
@@ -252,6 +253,25 @@ def train_and_evaluate(corpus: Corpus, labels: list[str], config: QuestionsConfi
     answer_t = float(answer_dev["threshold"])
     model = model_for(gate, answer_t)
 
+    # precision / coverage against the answer threshold (same gate), per language, with the
+    # combined KB searched in the question's language: for choosing a stricter target later
+    curve: dict[str, dict[str, Any]] = {"dev": {}, "test": {}}
+    for part, m_part in (("dev", dev), ("test", test)):
+        for t in ANSWER_CURVE:
+            intents_c, chosen_c = run_model(model_for(gate, t), x[m_part], list(lang[m_part]))
+            ch = np.array(chosen_c, dtype=object)
+            lg_part, g_part = lang[m_part], gold[m_part]
+            curve[part][f"{t:.2f}"] = {
+                lg: {
+                    k: v
+                    for k, v in answer_metrics(
+                        intents_c, list(ch[lg_part == lg]), list(g_part[lg_part == lg])
+                    ).items()
+                    if k in ("precision_when_answering", "coverage_in_scope", "other_answered_rate")
+                }
+                for lg in ("en", "zh")
+            }
+
     # 5. test metrics through the runtime
     test_sets = {"en": test & (lang == "en"), "zh": test & (lang == "zh")}
     intent_test = {}
@@ -311,7 +331,7 @@ def train_and_evaluate(corpus: Corpus, labels: list[str], config: QuestionsConfi
                 "intent_weight": intent_weight,
                 "candidates_dev": candidates,
             },
-            "answer": {"gate": gate, "threshold": answer_t, "dev": answer_dev},
+            "answer": {"gate": gate, "threshold": answer_t, "dev": answer_dev, "curve": curve},
             "test": {"intent": intent_test, "retrieval": retrieval_test},
         }
     )

@@ -56,6 +56,21 @@ def _comparison(comparison: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _curve(curve: dict[str, Any]) -> list[str]:
+    def cell(m: dict[str, Any]) -> str:
+        return " / ".join(
+            _f(m[k])
+            for k in ("precision_when_answering", "coverage_in_scope", "other_answered_rate")
+        )
+
+    return [
+        f"| {t} | "
+        + " | ".join(cell(curve[p][t][lg]) for p in ("dev", "test") for lg in ("en", "zh"))
+        + " |"
+        for t in curve["dev"]
+    ]
+
+
 def model_card(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
     """The card: data, method, choices, test metrics, encoder comparison, limits."""
     enc = manifest["encoder"]
@@ -140,6 +155,14 @@ def model_card(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
         "",
         "(`n` in the FAQ table counts all questions of the set, out-of-scope included; recall "
         "is over in-scope questions.)",
+        "",
+        "Precision when answering / coverage of in-scope questions / share of out-of-scope "
+        "questions answered, by answer threshold (gate as packaged; KB searched in the "
+        "question's language). Dev chose the threshold; test is for reading only.",
+        "",
+        "| threshold | dev en | dev zh | test en | test zh |",
+        "|---:|---|---|---|---|",
+        *_curve(chosen["answer"]["curve"]),
         "",
         "## Encoder comparison",
         "",
