@@ -102,8 +102,9 @@ def model_card(manifest: dict[str, Any], metrics: dict[str, Any]) -> str:
         *[f"| {k} | {v} |" for k, v in data.items()],
         "",
         "* `bitext_*`: `shared/data/bitext_customer_support_intents.csv` (CDLA-Sharing-1.0, "
-        "(c) Bitext Innovations, 2023), split by `sha1(lower-cased, whitespace-collapsed "
-        "utterance)[0]`: < 26 test, < 52 dev, else train (case variants share a split).",
+        "(c) Bitext Innovations, 2023), split by `sha1(lower-cased "
+        "utterance, letters and digits only)[0]`: < 26 test, < 52 dev, else train (case, "
+        "spacing and punctuation variants share a split).",
         "* `project_zh_*`, `project_en_*` (intent `other`), `kb_zh.yaml`: written and labelled by "
         "the ReviewPulse project (`export/questions/data/`). The zh **test** set (27 intents × 8 + "
         "40 out-of-scope) was written before any model was evaluated and is used for nothing but "

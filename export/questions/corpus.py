@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from export.questions.data import OTHER, PROJECT_DATA, Question, all_questions
+from export.errors import ExportError
+from export.questions.data import OTHER, PROJECT_DATA, Question, all_questions, question_key
 from export.questions.encode import EmbeddingCache, open_encoder
 from export.questions.kb import KbEntry, chinese_kb, english_kb
 
@@ -73,6 +74,15 @@ def with_training_questions(entries: list[KbEntry], questions: list[Question]) -
     return out
 
 
+def check_kb_disjoint(entries: list[KbEntry], questions: list[Question]) -> None:
+    """No KB question is (up to case, spacing and punctuation) a dev or test question."""
+    held_out = {question_key(q.text) for q in questions if q.split != "train"}
+    for e in entries:
+        for text in e.questions:
+            if question_key(text) in held_out:
+                raise ExportError(f"KB entry {e.id}: {text!r} is a dev/test question")
+
+
 def load_corpus(
     encoder_dir: Path,
     data_dir: Path,
@@ -86,7 +96,10 @@ def load_corpus(
     cache = EmbeddingCache(scorer.package)
     questions = all_questions(data_dir, project_dir)
     vectors = cache.embed(scorer, [q.text for q in questions], QUERY)
-    kb_en = _kb_vectors(cache, scorer, english_kb(data_dir, en_kb_questions))
     zh_train = [q for q in questions if q.lang == "zh" and q.intent != OTHER]
-    kb_zh = _kb_vectors(cache, scorer, with_training_questions(chinese_kb(project_dir), zh_train))
+    en_entries = english_kb(data_dir, en_kb_questions)
+    zh_entries = with_training_questions(chinese_kb(project_dir), zh_train)
+    check_kb_disjoint([*en_entries, *zh_entries], questions)
+    kb_en = _kb_vectors(cache, scorer, en_entries)
+    kb_zh = _kb_vectors(cache, scorer, zh_entries)
     return Corpus(scorer.package.name, encoder_dir, questions, vectors, kb_en, kb_zh, cache.encoded)

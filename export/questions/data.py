@@ -1,9 +1,10 @@
 """Question data: the Bitext intents (English) and the project-written files in ``data/``.
 
 Splits are deterministic. A Bitext utterance goes to ``test`` when the first byte of
-``sha1(normalised utterance)`` (lower case, whitespace collapsed, so that case variants of
-one utterance share a split) is < 26 (≈ 10 %), to ``dev`` when it is in [26, 52) (≈ 10 %), else to
-``train``. The project files carry their split in their name (zh) or a column (en other).
+``sha1(question_key(utterance))`` (lower case, letters and digits only, so that case,
+spacing and punctuation variants of one utterance share a split) is < 26 (≈ 10 %), to
+``dev`` when it is in [26, 52) (≈ 10 %), else to ``train``. The project files carry their
+split in their name (zh) or a column (en other).
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def question_key(text: str) -> str:
+    """:func:`normalise` without punctuation: two questions that differ only in
+    punctuation or spacing are the same question for the split-disjointness checks."""
+    return "".join(ch for ch in normalise(text) if ch.isalnum())
+
+
 def bitext_split(utterance: str) -> Split:
     """The deterministic split of a Bitext utterance (hash of its text)."""
-    first = hashlib.sha1(normalise(utterance).encode("utf-8")).digest()[0]
+    first = hashlib.sha1(question_key(utterance).encode("utf-8")).digest()[0]
     if first < 26:
         return "test"
     if first < 52:
@@ -110,7 +117,7 @@ def check_questions(questions: Iterable[Question], intents: tuple[str, ...]) -> 
     for q in questions:
         if q.intent not in allowed:
             raise ExportError(f"unknown intent {q.intent!r} for {q.text!r}")
-        key = (q.lang, normalise(q.text))
+        key = (q.lang, question_key(q.text))
         first = seen.setdefault(key, q.split)
         if first != q.split:
             raise ExportError(f"{q.text!r} is in both {first} and {q.split}")
