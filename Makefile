@@ -97,3 +97,17 @@ model: $(VENV)/.dev
 	rm -rf build/sentiment-final-fp32
 	$(BIN)/reviewpulse export package build/sentiment-final build/sentiment-final-fp32 --fp32 \
 		--name sentiment-zh-en --version $(MODEL_VERSION)-fp32 --data $(DATA)
+
+# The customer-question package (intent head + FAQ KB over the sentiment encoder's
+# embeddings), compared with the base e5 encoder. CPU, 2 cores: a few minutes.
+.PHONY: questions-model
+QPKG := models/packages/questions-zh-en
+questions-model: $(VENV)/.dev
+	$(BIN)/reviewpulse export base --out build/base --data $(DATA)
+	rm -rf build/base-int8
+	$(BIN)/reviewpulse export package build/base build/base-int8 --task embedding --int8 \
+		--smooth-ffn 0.75 --calibration 256 --validation 200 --name e5-small-base \
+		--version 0.0.1 --prefix "query: " --data $(DATA)
+	rm -rf $(QPKG)
+	$(BIN)/reviewpulse export questions --encoder $(PKG) --compare build/base-int8 \
+		--data $(DATA) --out $(QPKG) --seed 13

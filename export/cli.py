@@ -267,3 +267,44 @@ def prune_vocab_cmd(checkpoint: Path, out: Path, data: Path) -> None:
     }
     (out / "vocab_prune.json").write_text(json.dumps(report, indent=2))
     click.echo(json.dumps(report))
+
+
+@export.command("questions")
+@click.option(
+    "--encoder",
+    type=DATA,
+    default=Path("models/packages/sentiment-zh-en"),
+    show_default=True,
+    help="encoder package the question package is built for",
+)
+@click.option(
+    "--compare",
+    type=DATA,
+    multiple=True,
+    help="other encoder packages to evaluate alongside (e.g. build/base-int8)",
+)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("models/packages/questions-zh-en"),
+    show_default=True,
+)
+@click.option("--version", "version_", default="1.0.0", show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+def questions_cmd(
+    encoder: Path,
+    compare: tuple[Path, ...],
+    data: Path,
+    out: Path,
+    version_: str,
+    seed: int,
+    threads: int,
+) -> None:
+    """Train, calibrate and evaluate the question intent head + FAQ; write the package."""
+    from export.questions.build import QuestionsConfig, run
+
+    config = QuestionsConfig(seed=seed, threads=threads)
+    result = run(encoder, list(compare), data, out, version=version_, config=config)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
