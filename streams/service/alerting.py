@@ -2,12 +2,15 @@
 
 Every ``alerts.interval_s`` the group's leader asks :class:`AlertMonitor`
 which windows have closed: a window of a configured size closes once the
-event-time watermark — the latest review ``ts`` in the store minus
-``alerts.allowed_lateness`` — has passed its end. Nothing reads the wall
-clock, so a replay of the same events closes the same windows with the same
-counts and yields the same alerts. A stream that goes quiet leaves its last
-window open until a later event moves the watermark. Reviews that arrive after
-their window closed still count in the aggregates but do not re-open it.
+event-time watermark has passed its end. The watermark is the lowest, over the
+input partitions, of the latest review ``ts`` stored from each (the sink
+records it after every batch), minus ``alerts.allowed_lateness``: a partition
+that lags — a worker catching up after a restart — holds windows open until
+its reviews are in. Nothing reads the wall clock, so a replay of the same
+events closes the same windows with the same counts and yields the same
+alerts. A partition that goes quiet holds the watermark back until it gets a
+later review. Reviews that arrive after their window closed still count in the
+aggregates but do not re-open it.
 
 Each closed window is tested by the sans-IO :class:`~streams.alerts.AlertEngine`
 with the counts read from the store; the alert events go to the alerts topic
@@ -112,18 +115,25 @@ class AlertMonitor:
 
 
 Send = Callable[[bytes | None, bytes], Awaitable[Awaitable[object]]]
+Notify = Callable[[list[AlertEvent]], Awaitable[object]]
 
 
 class AlertPublisher:
     """One tick: evaluate off the event loop, send and await acks, then store."""
 
     def __init__(
-        self, monitor: AlertMonitor, send: Send, executor: Executor, counts: Counter[str]
+        self,
+        monitor: AlertMonitor,
+        send: Send,
+        executor: Executor,
+        counts: Counter[str],
+        notify: Notify | None = None,
     ) -> None:
         self.monitor = monitor
         self.send = send
         self.executor = executor
         self.counts = counts  # alerts sent, by "status/severity" (for /metrics)
+        self.notify = notify  # best effort, after the store holds them (Alertmanager)
 
     async def tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -145,6 +155,8 @@ class AlertPublisher:
             log.warning("alerts: %s: %s; evaluating again from the store", type(exc).__name__, exc)
             self.monitor.reset()
             return
+        if self.notify is not None and result.events:
+            await self.notify(result.events)
         for event in result.events:
             self.counts[f"{event.status}/{event.severity}"] += 1
             log.info(

@@ -16,6 +16,8 @@ import faust
 
 from models.runtime import open_scorer
 from models.scorer import Scorer
+from streams.alerts import AlertEvent
+from streams.alerts.alertmanager import alertmanager_alert, post_alerts
 from streams.service.agents import register_agent
 from streams.service.alerting import AlertMonitor, AlertPublisher
 from streams.service.health import Health
@@ -182,5 +184,18 @@ def register_alerts(
     async def send(key: bytes | None, value: bytes) -> Any:
         return await topic.send(key=key, value=value)
 
-    publisher = AlertPublisher(monitor, send, executor, counts)
+    notify = None
+    url = settings.alerts.alertmanager_url
+    if url is not None:
+        repeat = settings.alerts.repeat_windows + 1
+
+        async def notify(events: list[AlertEvent]) -> bool:
+            """Post to Alertmanager; a firing alert stays valid until a reminder is overdue."""
+            body = []
+            for e in events:
+                window_ms = e.window_end_ms - e.window_start_ms
+                body.append(alertmanager_alert(e, firing_valid_ms=repeat * window_ms))
+            return await post_alerts(url, body)
+
+    publisher = AlertPublisher(monitor, send, executor, counts, notify)
     app.timer(settings.alerts.interval_s, on_leader=True, name="spike_alerts")(publisher.tick)

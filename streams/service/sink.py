@@ -38,7 +38,7 @@ from streams.errors import (
     StoreRejected,
 )
 from streams.events.deadletter import DeadLetter
-from streams.events.enriched import Enriched
+from streams.events.enriched import Enriched, EnrichedReview
 from streams.service.health import Health
 from streams.service.pipeline import BatchProcessor, BatchResult, Kind, RawRecord, Stats
 from streams.store import Store
@@ -172,6 +172,8 @@ class BatchSink:
         outgoing += [_Letter(self.deadletter, d) for d in result.dead_letters]
         sent = await self._send(processor, outgoing)
         rejected = await self._store(kind, sent)
+        if kind == "review" and sent:
+            await self._retrying("store", lambda: self._progress(sent))
         if rejected:
             letters: list[_Outgoing] = [
                 self._dead(processor, o.source, "store_rejected", why) for o, why in rejected
@@ -262,6 +264,19 @@ class BatchSink:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.executor, self.store.write, events)
         self.stats.stored[kind] += len(events)
+
+    async def _progress(self, items: Sequence[_Event]) -> None:
+        """Record how far in event time each input partition is now stored."""
+        latest: dict[str, dict[int, int]] = {}
+        for item in items:
+            if not isinstance(item.event, EnrichedReview):
+                continue
+            source, ts = item.source.source, item.event.input.ts_ms
+            partitions = latest.setdefault(source.topic, {})
+            partitions[source.partition] = max(partitions.get(source.partition, ts), ts)
+        loop = asyncio.get_running_loop()
+        for topic, progress in latest.items():
+            await loop.run_in_executor(self.executor, self.store.record_progress, topic, progress)
 
     async def _retrying(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
         """Run ``attempt`` until it succeeds or fails in a way retrying cannot fix."""

@@ -79,13 +79,26 @@ class AlertStore:
         self.db = db
 
     def event_time_bounds(self) -> tuple[int, int] | None:
-        """(earliest, latest) review ``ts`` in ms, or None for an empty store."""
+        """(earliest review ``ts``, how far every input partition is stored) in ms, or None.
+
+        The second is the lowest over the input partitions of the latest review
+        time stored from each (``partition_progress``, written by the worker after
+        each batch); a store filled some other way, without that table's rows,
+        falls back to the latest review time.
+        """
         rows = self.backend.query(
             f"SELECT count() AS n, toUnixTimestamp64Milli(min(ts)) AS lo, "
             f"toUnixTimestamp64Milli(max(ts)) AS hi FROM {self.db}.reviews"
         )
         if not rows or not int(rows[0]["n"]):
             return None
+        progress = self.backend.query(
+            f"SELECT count() AS n, toUnixTimestamp64Milli(min(latest)) AS low FROM "
+            f"(SELECT max(max_ts) AS latest FROM {self.db}.partition_progress "
+            f"GROUP BY topic, partition)"
+        )
+        if progress and int(progress[0]["n"]):
+            return int(rows[0]["lo"]), int(progress[0]["low"])
         return int(rows[0]["lo"]), int(rows[0]["hi"])
 
     def window_counts(
@@ -138,9 +151,7 @@ class AlertStore:
             f"ORDER BY p DESC, event_id LIMIT {int(limit)}",
             {"key": record.key},
         )
-        return [
-            NegativeReview(str(r["event_id"]), str(r["text"]), float(r["p"])) for r in rows
-        ]
+        return [NegativeReview(str(r["event_id"]), str(r["text"]), float(r["p"])) for r in rows]
 
     def tested_windows(self) -> list[TestedWindow]:
         """Every window tested so far with its counts, in the order they were tested."""

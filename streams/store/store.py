@@ -80,6 +80,22 @@ class Store:
                 f"{self.db}.questions", question_table.append_column("content_hash", hashes)
             )
 
+    def record_progress(self, topic: str, progress: Mapping[int, int]) -> None:
+        """Note, per partition of ``topic``, the latest review ``ts`` (ms) stored from it.
+
+        Written after the reviews themselves: spike alerts close a window only
+        once every partition has passed it (:mod:`streams.service.alerting`).
+        """
+        parts = sorted(progress)
+        table = pa.table(
+            {
+                "topic": pa.array([topic] * len(parts), pa.string()),
+                "partition": pa.array(parts, pa.uint32()),
+                "max_ts": pa.array([progress[p] for p in parts], pa.timestamp("ms", tz="UTC")),
+            }
+        )
+        self.backend.insert_arrow(f"{self.db}.partition_progress", table)
+
     def insert_reviews(self, reviews: pa.Table) -> None:
         """Insert a ``reviews_table`` batch, then re-roll every aggregate cell it touched.
 

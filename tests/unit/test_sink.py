@@ -107,6 +107,9 @@ class FailingStore:
             raise failure
         self.store.write(events)
 
+    def record_progress(self, topic: str, progress: dict[int, int]) -> None:
+        self.store.record_progress(topic, progress)
+
 
 class RecordingHealth(Health):
     def __init__(self) -> None:

@@ -127,3 +127,15 @@ def test_alert_views_validate_their_parameters(store: Store) -> None:
     assert alerts_reply(alerts, {"limit": "0"}, now)[0] == 400
     assert alerts_reply(alerts, {"status": "firing", "window": "24h"}, now) == (200, {"alerts": []})
     assert product_alerts_reply(alerts, "p1", {}, now) == (200, {"product_id": "p1", "alerts": []})
+
+
+def test_a_lagging_partition_holds_windows_open(store: Store) -> None:
+    events = history()
+    store.write(events)
+    spike_end = int((DAY + timedelta(hours=12)).timestamp() * 1000)
+    store.record_progress("reviews", {0: spike_end + 4 * 3_600_000, 1: spike_end - 3_600_000})
+    monitor = monitor_for(store)
+    assert [e for e in run(monitor) if e.product_id] == []  # the spike's windows are still open
+    assert max(t.end_ms for t in monitor.store.tested_windows()) <= spike_end - 3_600_000
+    store.record_progress("reviews", {1: spike_end + 4 * 3_600_000})  # partition 1 caught up
+    assert {e.product_id for e in run(monitor) if e.product_id} == {"p1"}
