@@ -235,13 +235,10 @@ def simulate(
     as_json: bool,
 ) -> None:
     """Spike alerts on real reviews as simulated streams, against simpler rules (benchmark)."""
-    from streams.tools.simulate import (
-        SimConfig,
-        format_report,
-        load_corpus,
-        parse_settings,
-        run_simulation,
-    )
+    from streams.tools.simulate.corpus import load_corpus
+    from streams.tools.simulate.report import format_report
+    from streams.tools.simulate.run import parse_settings, run_simulation
+    from streams.tools.simulate.streams import SimConfig
 
     config = SimConfig(
         products=products,

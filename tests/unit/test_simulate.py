@@ -13,22 +13,12 @@ from click.testing import CliRunner
 from streams.alerts.calibration import T0_MS
 from streams.alerts.settings import AlertSettings
 from streams.cli import main
-from streams.tools.simulate import (
-    DAY_MS,
-    HOUR_MS,
-    Corpus,
-    Firing,
-    SimConfig,
-    Text,
-    evaluate,
-    load_corpus,
-    parse_settings,
-    run_simulation,
-    simulate_streams,
-    threshold_over,
-    trailing_share,
-    window_matrix,
-)
+from streams.tools.simulate.accounting import evaluate
+from streams.tools.simulate.corpus import Corpus, Text, load_corpus
+from streams.tools.simulate.detectors import Firing, threshold_over, trailing_share
+from streams.tools.simulate.run import parse_settings, run_simulation
+from streams.tools.simulate.streams import DAY_MS, HOUR_MS, SimConfig, simulate_streams
+from streams.tools.simulate.windows import window_matrix
 
 SETTINGS = AlertSettings()
 
