@@ -29,17 +29,15 @@ from export.errors import ExportError
 from export.parity import DEFAULT_VALIDATION_TEXTS, model_inputs, run_parity
 from export.smoothing import smooth_matmul_inputs
 from export.spec import (
-    MANIFEST_FILE,
-    MODEL_FILE,
     PACKAGE_FORMAT,
     QUANTIZATION_METHOD,
     TASK_CLASSIFICATION,
-    TOKENIZER_FILE,
     ExportSpec,
     FamilySpec,
     family_for,
 )
-from models.package import MANIFEST_DIGEST, manifest_digest, sha256_file
+from models.package import MANIFEST as MANIFEST_FILE
+from models.package import MANIFEST_DIGEST, MODEL_FILE, TOKENIZER_FILE, manifest_digest, sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -43,12 +43,10 @@ from export.errors import ExportError, ParityError
 from export.spec import (
     EMBEDDING,
     LOGITS,
-    MANIFEST_FILE,
-    MODEL_FILE,
     TASK_CLASSIFICATION,
-    TOKENIZER_FILE,
 )
-from models.package import sha256_file
+from models.package import MANIFEST as MANIFEST_FILE
+from models.package import MODEL_FILE, TOKENIZER_FILE, sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,6 @@ TASK_EMBEDDING = "embedding"
 TASKS = (TASK_CLASSIFICATION, TASK_EMBEDDING)
 
 PACKAGE_FORMAT = 1
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-MANIFEST_FILE = "manifest.json"
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 LOGITS = "logits"
