@@ -45,6 +45,16 @@ def server_store(server: ChdbHTTPServer) -> Iterator[Store]:
         store.close()
 
 
+def account_on_server(
+    fault: str, ns: Namespace, server: ChdbHTTPServer, worker: WorkerProcess, records: list[bytes]
+) -> None:
+    """Once the store holds every (valid) record and ``worker`` has settled: account."""
+    with server_store(server) as store:
+        worker.wait_until(lambda: store.count("reviews") >= len(records), 600, "complete")
+        worker.wait_until(worker.settled, 120, "settled")
+        account(fault, ns, records, store)
+
+
 def server_worker(ns: Namespace, server: ChdbHTTPServer, name: str, **env: str) -> WorkerProcess:
     """A worker on the server backend with a data directory of its own."""
     return WorkerProcess(
@@ -86,10 +96,7 @@ def test_sigkill_one_of_two_workers_rebalances(namespace: Namespace, tmp_path: P
             a.wait_until(lambda: a.processed() >= 100 and b.processed() >= 100, 300, "sharing")
             a.kill()  # mid-stream: b takes over a's partitions from their last commit
             sender.join()
-            with server_store(server) as store:
-                b.wait_until(lambda: store.count("reviews") >= len(records), 600, "complete")
-                b.wait_until(b.settled, 120, "settled")
-                account("sigkill one of two workers", namespace, records, store)
+            account_on_server("sigkill one of two workers", namespace, server, b, records)
         finally:
             a.stop()
             if b is not None:
@@ -187,10 +194,8 @@ def test_sigterm_during_store_outage_stops_within_the_deadline(
         restarted = server_worker(namespace, server, "b")
         try:
             restarted.wait_ready()
-            with server_store(server) as store:
-                restarted.wait_until(lambda: store.count("reviews") >= len(records), 600, "done")
-                restarted.wait_until(restarted.settled, 120, "settled")
-                account("SIGTERM during a store outage", namespace, records, store)
+            fault = "SIGTERM during a store outage"
+            account_on_server(fault, namespace, server, restarted, records)
         finally:
             restarted.stop()
 
@@ -257,10 +262,7 @@ def test_rebalance_during_store_outage_does_not_block_the_group(
             a.wait_until(lambda: assigned(namespace) == [PARTITIONS], 180, "rebalanced")
             assert server.outage
             server.outage = False
-            with server_store(server) as store:
-                a.wait_until(lambda: store.count("reviews") >= len(records), 600, "done")
-                a.wait_until(a.settled, 120, "settled")
-                account("rebalance during a store outage", namespace, records, store)
+            account_on_server("rebalance during a store outage", namespace, server, a, records)
         finally:
             a.stop()
             if b is not None:
