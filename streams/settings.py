@@ -21,6 +21,7 @@ from streams.events.contract import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "packages" / "sentiment-zh-en"
+DEFAULT_QUESTION_MODEL = REPO_ROOT / "models" / "packages" / "questions-zh-en"
 
 
 class TopicSettings(BaseModel):
@@ -140,6 +141,20 @@ class ModelSettings(BaseModel):
     verify_hash: bool = True
 
 
+class QuestionSettings(BaseModel):
+    """The question model: intent and FAQ answer, over the review model's encoder."""
+
+    enabled: bool = Field(
+        True, description="score questions (intent, answer); off: questions pass through as-is"
+    )
+    package: Path = Field(
+        DEFAULT_QUESTION_MODEL,
+        description="question package; its manifest names the encoder (the review model) "
+        "it was built on, and the worker refuses to start on any other",
+    )
+    verify_hash: bool = True
+
+
 class StoreSettings(BaseModel):
     backend: Literal["chdb", "clickhouse"] = "chdb"
     path: Path = Path(".reviewpulse/chdb")
@@ -247,6 +262,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     batch: BatchSettings = BatchSettings()
     model: ModelSettings = ModelSettings()
+    questions: QuestionSettings = QuestionSettings()
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     alerts: AlertSettings = AlertSettings()

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from models.questions import QuestionResult
 from streams.events.contract import Question, Review, iso_ms
 from streams.events.sentiment import SENTIMENT_LABELS, Sentiment, prob_column
 
@@ -62,23 +63,50 @@ class EnrichedReview:
 
 @dataclass(frozen=True)
 class EnrichedQuestion:
-    """A customer question (topic ``questions.enriched``).
+    """A customer question with its intent and FAQ answer (topic ``questions.enriched``).
 
-    No model has looked at it yet: ``intent`` and the ``model`` that produced
-    it arrive together with the intent model, and are absent until then.
+    ``result`` and the question ``model`` that produced it are None when the
+    question model is switched off (``REVIEWPULSE_QUESTIONS__ENABLED=false``):
+    the event then carries the input fields and ``processed_at`` only.
     """
 
     input: Question
     processed_at_ms: int
+    result: QuestionResult | None = None
+    model: ModelRef | None = None
+
+    def __post_init__(self) -> None:
+        if (self.result is None) != (self.model is None):
+            raise ValueError("an enriched question has both a result and its model, or neither")
 
     @property
     def key(self) -> bytes:
         """The Kafka key: one product's events stay in one partition, in order."""
         return self.input.product_id.encode()
 
+    def fields(self) -> dict[str, Any]:
+        """``intent`` {label, score, top}, ``answer`` {faq_id, text, score} (only when
+        answered), ``needs_human`` and ``model``; empty without a result."""
+        if self.result is None or self.model is None:
+            return {}
+        record = self.result.to_dict()
+        out: dict[str, Any] = {"intent": record["intent"]}
+        answer = record["answer"]
+        if answer is not None:
+            out["answer"] = {k: answer[k] for k in ("faq_id", "text", "score")}
+        out["needs_human"] = record["needs_human"]
+        out["model"] = self.model.to_dict()
+        return out
+
     def to_json(self) -> bytes:
-        """Input fields + ``processed_at``."""
-        return orjson.dumps({**self.input.fields(), "processed_at": iso_ms(self.processed_at_ms)})
+        """Input fields + intent/answer/needs_human/``model`` (when scored) + ``processed_at``."""
+        return orjson.dumps(
+            {
+                **self.input.fields(),
+                **self.fields(),
+                "processed_at": iso_ms(self.processed_at_ms),
+            }
+        )
 
 
 Enriched = EnrichedReview | EnrichedQuestion
@@ -108,6 +136,11 @@ QUESTION_SCHEMA = pa.schema(
         ("product_id", pa.string()),
         ("user_id", pa.string()),
         ("text", pa.string()),
+        ("intent", pa.string()),
+        ("intent_score", pa.float32()),
+        ("faq_id", pa.string()),
+        ("answer_score", pa.float32()),
+        ("needs_human", pa.uint8()),
         ("model_name", pa.string()),
         ("model_version", pa.string()),
         ("ts", TIMESTAMP),
@@ -142,15 +175,28 @@ def reviews_table(events: Sequence[EnrichedReview]) -> pa.Table:
 
 
 def questions_table(events: Sequence[EnrichedQuestion]) -> pa.Table:
-    """Enriched questions → one ``QUESTION_SCHEMA`` batch; no model yet: its columns are ''."""
+    """Enriched questions → one ``QUESTION_SCHEMA`` batch.
+
+    A question without a result (question model off) has ``intent`` '', scores 0,
+    ``needs_human`` 0 and an empty model; an unanswered one has ``faq_id`` '' and
+    ``answer_score`` 0.
+    """
     questions = [e.input for e in events]
+    results = [e.result for e in events]
+    answers = [r.answer if r is not None else None for r in results]
+    models = [e.model for e in events]
     columns: dict[str, list[Any]] = {
         "event_id": [q.event_id for q in questions],
         "product_id": [q.product_id for q in questions],
         "user_id": [q.user_id or "" for q in questions],
         "text": [q.text for q in questions],
-        "model_name": [""] * len(events),
-        "model_version": [""] * len(events),
+        "intent": [r.intent.label if r is not None else "" for r in results],
+        "intent_score": [r.intent.score if r is not None else 0.0 for r in results],
+        "faq_id": [a.faq_id if a is not None else "" for a in answers],
+        "answer_score": [a.score if a is not None else 0.0 for a in answers],
+        "needs_human": [int(r.needs_human) if r is not None else 0 for r in results],
+        "model_name": [m.name if m is not None else "" for m in models],
+        "model_version": [m.version if m is not None else "" for m in models],
         "ts": [q.ts_ms for q in questions],
         "processed_at": [e.processed_at_ms for e in events],
     }

@@ -14,6 +14,8 @@ from typing import Any
 
 import faust
 
+from models.errors import ModelError
+from models.questions import QuestionPackage, check_encoder, load_question_package
 from models.runtime import open_scorer
 from models.scorer import Scorer
 from streams.alerts import AlertEvent
@@ -43,6 +45,31 @@ def load_scorer(settings: Settings) -> Scorer:
         sub_batch=cfg.sub_batch,
         verify=cfg.verify_hash,
     )
+
+
+def load_questions(settings: Settings, scorer: Scorer) -> QuestionPackage | None:
+    """The question package (hash-checked), or None when questions are not scored.
+
+    Refused (ModelError, the worker does not start) when it is missing or broken, or
+    was built on another encoder than the review model's.
+    """
+    cfg = settings.questions
+    if not cfg.enabled:
+        log.info("question model off: questions pass through without intent")
+        return None
+    try:
+        package = load_question_package(cfg.package, verify=cfg.verify_hash)
+        check_encoder(package, scorer.package)
+    except ModelError as exc:
+        raise type(exc)(
+            f"question model {cfg.package}: {exc} (REVIEWPULSE_QUESTIONS__PACKAGE; the "
+            f"package must be built on the review model {scorer.package.name} "
+            f"{scorer.package.version}, or set REVIEWPULSE_QUESTIONS__ENABLED=false)"
+        ) from exc
+    log.info(
+        "question model %s %s on encoder %s", package.name, package.version, scorer.package.name
+    )
+    return package
 
 
 @dataclass
@@ -118,6 +145,7 @@ def build_worker(settings: Settings) -> Worker:
         min_insync_replicas=t.min_insync_replicas,
     )
     scorer = load_scorer(settings)
+    questions = load_questions(settings, scorer)
     store = open_store(settings.store)
     app = create_app(settings)
     # One scoring thread (onnxruntime runs its own intra-op threads) and one store
@@ -149,7 +177,9 @@ def build_worker(settings: Settings) -> Worker:
     )
     kinds: tuple[tuple[Kind, str], ...] = (("review", t.reviews), ("question", t.questions))
     for kind, name in kinds:
-        processor = BatchProcessor(kind, scorer, limits=settings.input.limits(), stats=stats)
+        processor = BatchProcessor(
+            kind, scorer, limits=settings.input.limits(), stats=stats, questions=questions
+        )
         register_agent(
             app,
             raw_topic(name),

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.questions import QuestionPackage, check_encoder
 from models.scorer import Scorer
 from streams.errors import InvalidEvent
 from streams.events import contract
@@ -73,7 +74,11 @@ class BatchProcessor:
     """Decodes, validates and scores batches of one kind of event.
 
     A review processor refuses, when it is built (so when the worker starts),
-    a model whose labels are not the sentiment contract's.
+    a model whose labels are not the sentiment contract's. A question processor
+    given a question package runs the review model's encoder over the questions
+    (one pass per batch, the package's query prefix) and the package's head; it
+    refuses a package built on another encoder. Without one, questions pass
+    through with their input fields only.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class BatchProcessor:
         limits: Limits | None = None,
         clock: Clock = now_ms,
         stats: Stats | None = None,
+        questions: QuestionPackage | None = None,
     ) -> None:
         self.kind = kind
         self.scorer = scorer
@@ -94,6 +100,11 @@ class BatchProcessor:
         if kind == "review":
             require_sentiment_labels(package)
         self.model = ModelRef(package.name, package.version)
+        self.questions = questions if kind == "question" else None
+        self.question_model: ModelRef | None = None
+        if self.questions is not None:
+            check_encoder(self.questions, package)
+            self.question_model = ModelRef(self.questions.name, self.questions.version)
 
     def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """One enriched event or one dead letter per input record; never raises."""
@@ -153,8 +164,7 @@ class BatchProcessor:
 
     def _enrich(self, events: list[Review | Question]) -> list[Enriched]:
         if self.kind == "question":
-            processed = self.clock()
-            return [EnrichedQuestion(q, processed) for q in events if isinstance(q, Question)]
+            return self._enrich_questions([q for q in events if isinstance(q, Question)])
         reviews = [r for r in events if isinstance(r, Review)]
         scores = self.scorer.score([r.text for r in reviews])
         if scores.probs is None:
@@ -163,4 +173,22 @@ class BatchProcessor:
         return [
             EnrichedReview(review, Sentiment.from_probs(row.tolist()), self.model, processed)
             for review, row in zip(reviews, scores.probs, strict=True)
+        ]
+
+    def _enrich_questions(self, questions: list[Question]) -> list[Enriched]:
+        qp, model = self.questions, self.question_model
+        if qp is None or model is None:
+            processed = self.clock()
+            return [EnrichedQuestion(q, processed) for q in questions]
+        texts = [q.text for q in questions]
+        embeddings = self.scorer.score(texts, prefix=qp.encoder.query_prefix).embeddings
+        if embeddings is None:
+            raise TypeError("the review model gave no embeddings for the question model")
+        results = qp.model.predict(embeddings)
+        if len(results) != len(questions):
+            raise ValueError(f"{len(results)} question results for {len(questions)} questions")
+        processed = self.clock()
+        return [
+            EnrichedQuestion(q, processed, result, model)
+            for q, result in zip(questions, results, strict=True)
         ]

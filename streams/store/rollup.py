@@ -64,7 +64,19 @@ REVIEW_CONTENT = (
     "model_version",
     "ts",
 )
-QUESTION_CONTENT = ("product_id", "user_id", "text", "model_name", "model_version", "ts")
+QUESTION_CONTENT = (
+    "product_id",
+    "user_id",
+    "text",
+    "intent",
+    "intent_score",
+    "faq_id",
+    "answer_score",
+    "needs_human",
+    "model_name",
+    "model_version",
+    "ts",
+)
 
 # Migrations after which the aggregates are rebuilt from review_facts.
 REBUILD_AFTER = (2, 3)

@@ -3,6 +3,9 @@
 One output line per input line. An input line needs only ``text``; missing
 ``event_id``s are generated and ``product_id`` defaults to ``"unknown"``. A
 line that breaks the contract gets ``{"line": n, "error": {reason, detail}}``.
+A review line carries its ``sentiment``; a question line (``--kind question``) its
+``intent``, ``answer`` or ``needs_human`` and the question ``model``, as on
+``questions.enriched``.
 """
 
 from __future__ import annotations

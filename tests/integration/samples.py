@@ -7,6 +7,7 @@ from pathlib import Path
 from streams.settings import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "deploy" / "demo" / "reviews.jsonl"
+QUESTIONS = REPO_ROOT / "deploy" / "demo" / "questions.jsonl"
 
 
 def real_reviews(n: int) -> list[bytes]:
@@ -14,6 +15,10 @@ def real_reviews(n: int) -> list[bytes]:
         ln for ln in SAMPLE.read_bytes().splitlines() if ln.startswith(b'{"event_id": "clothing-')
     ]
     return lines[:n]
+
+
+def real_questions(n: int) -> list[bytes]:
+    return [ln for ln in QUESTIONS.read_bytes().splitlines() if ln.strip()][:n]
 
 
 def write_jsonl(path: Path, lines: list[bytes]) -> Path:

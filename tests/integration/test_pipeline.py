@@ -10,7 +10,7 @@ import pytest
 from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.replay import replay
 from tests.integration.kafka_checks import consume_all
-from tests.integration.samples import real_reviews, write_jsonl
+from tests.integration.samples import real_questions, real_reviews, write_jsonl
 from tests.schemas import validate
 
 pytestmark = pytest.mark.integration
@@ -71,6 +71,77 @@ def test_reviews_and_poison_events(namespace: Namespace) -> None:
         assert store.event_ids("reviews") == want_ids
     finally:
         store.close()
+
+
+# The Bitext customer-support intents the question model knows, and its "none of them".
+INTENTS = frozenset(
+    {
+        "cancel_order",
+        "change_order",
+        "change_shipping_address",
+        "check_cancellation_fee",
+        "check_invoice",
+        "check_payment_methods",
+        "check_refund_policy",
+        "complaint",
+        "contact_customer_service",
+        "contact_human_agent",
+        "create_account",
+        "delete_account",
+        "delivery_options",
+        "delivery_period",
+        "edit_account",
+        "get_invoice",
+        "get_refund",
+        "newsletter_subscription",
+        "payment_issue",
+        "place_order",
+        "recover_password",
+        "registration_problems",
+        "review",
+        "set_up_shipping_address",
+        "switch_account",
+        "track_order",
+        "track_refund",
+        "other",
+    }
+)
+
+
+def test_questions_get_intents_and_answers(namespace: Namespace) -> None:
+    assert len(INTENTS) == 28
+    good = real_questions(20)
+    source = write_jsonl(namespace.data_dir / "questions.jsonl", good)
+    worker = WorkerProcess(namespace)
+    try:
+        worker.wait_ready()
+        replay(source, namespace.topic("questions"), namespace.bootstrap, progress=False)
+        worker.wait_until(lambda: worker.stored() >= len(good), 300, "done")
+        enriched = consume_all(
+            namespace.bootstrap, namespace.topic("questions.enriched"), len(good)
+        )
+    finally:
+        worker.stop()
+
+    want_ids = {json.loads(ln)["event_id"] for ln in good}
+    assert {e["event_id"] for e in enriched} == want_ids
+    for event in enriched:
+        validate("question.enriched", event)
+        assert event["intent"]["label"] in INTENTS
+        assert event["model"]["name"] == "questions-zh-en"
+        assert event["needs_human"] == ("answer" not in event)
+    assert any("answer" in e for e in enriched)  # the sample's questions are mostly answerable
+
+    store = namespace.open_store()
+    try:
+        rows = store.backend.query(
+            f"SELECT event_id, intent, model_name FROM {store.db}.questions FINAL"
+        )
+    finally:
+        store.close()
+    assert {r["event_id"] for r in rows} == want_ids
+    assert all(r["intent"] in INTENTS for r in rows)
+    assert {r["model_name"] for r in rows} == {"questions-zh-en"}
 
 
 def test_sigkill_mid_replay_loses_nothing(namespace: Namespace) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import orjson
 import pyarrow as pa
+import pytest
 
+from models.questions import Answer, Intent, QuestionResult
 from streams.events import contract
 from streams.events.contract import Source
 from streams.events.deadletter import DeadLetter
@@ -62,6 +64,38 @@ def test_enriched_question_json_names_no_model() -> None:
         b'{"event_id":"q1","product_id":"p","text":"how?","user_id":null,'
         b'"ts":"2025-11-28T03:20:00.000+00:00","processed_at":"2026-01-03T00:26:40.123+00:00"}'
     )
+
+
+INTENT = Intent(
+    "get_refund", 0.875, (("get_refund", 0.875), ("track_refund", 0.125), ("other", 0.0))
+)
+QMODEL = ModelRef("questions-zh-en", "1.0.0")
+
+
+def test_enriched_question_json_carries_intent_answer_and_the_question_model() -> None:
+    answered = QuestionResult(INTENT, Answer("zh-get_refund", "申请退款", 0.75, "zh"))
+    event = EnrichedQuestion(question(), PROCESSED, answered, QMODEL)
+    assert event.to_json() == (
+        b'{"event_id":"q1","product_id":"p","text":"how?","user_id":null,'
+        b'"ts":"2025-11-28T03:20:00.000+00:00","intent":{"label":"get_refund","score":0.875,'
+        b'"top":[{"label":"get_refund","score":0.875},{"label":"track_refund","score":0.125},'
+        b'{"label":"other","score":0.0}]},"answer":{"faq_id":"zh-get_refund",'
+        b'"text":"\xe7\x94\xb3\xe8\xaf\xb7\xe9\x80\x80\xe6\xac\xbe","score":0.75},'
+        b'"needs_human":false,"model":{"name":"questions-zh-en","version":"1.0.0"},'
+        b'"processed_at":"2026-01-03T00:26:40.123+00:00"}'
+    )
+    human = EnrichedQuestion(question(), PROCESSED, QuestionResult(INTENT, None), QMODEL)
+    data = orjson.loads(human.to_json())
+    assert data["needs_human"] is True and "answer" not in data
+    rows = questions_table([event, human]).to_pylist()
+    assert [(r["intent"], r["faq_id"], r["needs_human"]) for r in rows] == [
+        ("get_refund", "zh-get_refund", 0),
+        ("get_refund", "", 1),
+    ]
+    assert (rows[0]["answer_score"], rows[1]["answer_score"]) == (0.75, 0.0)
+    assert rows[0]["model_name"] == "questions-zh-en" and rows[0]["intent_score"] == 0.875
+    with pytest.raises(ValueError, match="both"):
+        EnrichedQuestion(question(), PROCESSED, QuestionResult(INTENT, None))
 
 
 def test_dead_letter_json_is_unchanged() -> None:
