@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from streams.settings import DEFAULT_QUESTION_MODEL
 from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.replay import replay
 from tests.integration.kafka_checks import consume_all
@@ -75,36 +76,7 @@ def test_reviews_and_poison_events(namespace: Namespace) -> None:
 
 # The Bitext customer-support intents the question model knows, and its "none of them".
 INTENTS = frozenset(
-    {
-        "cancel_order",
-        "change_order",
-        "change_shipping_address",
-        "check_cancellation_fee",
-        "check_invoice",
-        "check_payment_methods",
-        "check_refund_policy",
-        "complaint",
-        "contact_customer_service",
-        "contact_human_agent",
-        "create_account",
-        "delete_account",
-        "delivery_options",
-        "delivery_period",
-        "edit_account",
-        "get_invoice",
-        "get_refund",
-        "newsletter_subscription",
-        "payment_issue",
-        "place_order",
-        "recover_password",
-        "registration_problems",
-        "review",
-        "set_up_shipping_address",
-        "switch_account",
-        "track_order",
-        "track_refund",
-        "other",
-    }
+    json.loads((DEFAULT_QUESTION_MODEL / "manifest.json").read_text(encoding="utf-8"))["labels"]
 )
 
 
