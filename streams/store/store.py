@@ -205,6 +205,35 @@ class Store:
         row = rows[0] if rows else w.empty_row()
         return w.ProductWindow(product_id=product_id, **w.key_window(row, window, s))
 
+    def product_questions(
+        self, product_id: str, window: str, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """A product's questions in ``window``: count per intent and the unanswered share.
+
+        Read from the raw questions with ``FINAL``, so each event counts once
+        however often it was delivered, and a re-sent question counts in its
+        latest version's window and intent.
+        """
+        s = w.span(w.check_window(window, self.settings.windows), now or datetime.now(UTC))
+        rows = self.backend.query(
+            f"SELECT intent, count() AS n, sum(needs_human) AS unanswered "
+            f"FROM {self.db}.questions FINAL WHERE product_id = {{product_id:String}} "
+            f"AND ts >= toDateTime64({s.start}, 3, 'UTC') AND ts < toDateTime64({s.end}, 3, 'UTC') "
+            f"GROUP BY intent ORDER BY n DESC, intent",
+            {"product_id": product_id},
+        )
+        total = sum(int(r["n"]) for r in rows)
+        unanswered = sum(int(r["unanswered"]) for r in rows)
+        return {
+            "product_id": product_id,
+            "window": window,
+            "start": w.iso(s.start),
+            "end": w.iso(s.end),
+            "questions": total,
+            "intents": {str(r["intent"]) or "unclassified": int(r["n"]) for r in rows},
+            "unanswered_share": unanswered / total if total else None,
+        }
+
     def _window_pairs(
         self,
         kind: str,

@@ -172,7 +172,7 @@ def _measure(expr: str, alias: str) -> str:
     return f"{expr} AS {alias}"
 
 
-def _iso(epoch: int) -> str:
+def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -188,8 +188,8 @@ def window_stats(row: dict[str, Any], prefix: str, start: int, end: int) -> Wind
     n = int(row[f"{prefix}n"])
     rated = int(row[f"{prefix}rating_n"])
     return WindowStats(
-        start=_iso(start),
-        end=_iso(end),
+        start=iso(start),
+        end=iso(end),
         volume=n,
         shares=_shares(row, prefix, n),
         mean_score=round(float(row[f"{prefix}sentiment_sum"]) / n, 6) if n else None,

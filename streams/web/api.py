@@ -87,6 +87,14 @@ def product_reply(store: Store, product_id: str, query: Mapping[str, str]) -> Re
     return 200, {**found, "series": series}
 
 
+def product_questions_reply(store: Store, product_id: str, query: Mapping[str, str]) -> Reply:
+    """``/api/products/{id}/questions?window=24h``: intent counts and the unanswered share."""
+    try:
+        return 200, store.product_questions(product_id, query.get("window", DEFAULT_WINDOW))
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+
+
 def categories_reply(store: Store, query: Mapping[str, str]) -> Reply:
     """``/api/categories?window=24h&limit=10``: categories, most negative first."""
     window = query.get("window", DEFAULT_WINDOW)
@@ -201,6 +209,7 @@ def register_views(
     products_view = api(products_reply)
     product_view = api(product_reply)
     categories_view = api(categories_reply)
+    product_questions_view = api(product_questions_reply)
     alerts_view = api(alerts_reply, alert_store)
     product_alerts_view = api(product_alerts_reply, alert_store)
 
@@ -227,3 +236,7 @@ def register_views(
     @app.page("/api/products/{product_id}/alerts")
     async def product_alerts(web: Any, request: Any, product_id: str) -> Any:
         return await product_alerts_view(web, request, product_id)
+
+    @app.page("/api/products/{product_id}/questions")
+    async def product_questions(web: Any, request: Any, product_id: str) -> Any:
+        return await product_questions_view(web, request, product_id)

@@ -92,8 +92,13 @@ def test_questions_get_intents_and_answers(namespace: Namespace) -> None:
         enriched = consume_all(
             namespace.bootstrap, namespace.topic("questions.enriched"), len(good)
         )
+        products = [json.loads(ln)["product_id"] for ln in good]
+        view = worker.get(f"/api/products/{products[0]}/questions?window=24h")
     finally:
         worker.stop()
+
+    assert view["questions"] == products.count(products[0])
+    assert set(view["intents"]) <= INTENTS
 
     want_ids = {json.loads(ln)["event_id"] for ln in good}
     assert {e["event_id"] for e in enriched} == want_ids

@@ -34,6 +34,7 @@ from streams.settings import (
 )
 from streams.store import Store, open_store
 from streams.tools.score import score_lines
+from streams.web.api import product_questions_reply
 from tests.clock import day_at
 from tests.schemas import validate
 
@@ -241,3 +242,20 @@ def test_the_store_keeps_intent_and_answer(
             assert row["faq_id"] == result.answer.faq_id
             assert abs(float(row["answer_score"]) - result.answer.score) < 1e-6
         assert (row["model_name"], row["model_version"]) == (questions.name, questions.version)
+
+
+def test_a_products_question_view_counts_each_question_once(
+    store: Store, scorer: Scorer, questions: QuestionPackage
+) -> None:
+    processor = BatchProcessor("question", scorer, clock=lambda: NOW, questions=questions)
+    events = process(processor, [text for text, _, _ in CLEAR])
+    store.write(events)
+    store.write(events[:2])  # re-delivered
+    view = store.product_questions("p0", "24h", now=day_at(12))
+    assert view["questions"] == 3
+    assert view["intents"] == {"cancel_order": 1, "other": 1, "recover_password": 1}
+    assert view["unanswered_share"] == pytest.approx(1 / 3)
+    later = store.product_questions("p0", "24h", now=day_at(40))
+    assert (later["questions"], later["intents"], later["unanswered_share"]) == (0, {}, None)
+    assert product_questions_reply(store, "p0", {"window": "2y"})[0] == 400
+    assert product_questions_reply(store, "p9", {"window": "24h"})[1]["questions"] == 0
