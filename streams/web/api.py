@@ -119,25 +119,16 @@ def _since_ms(query: Mapping[str, str], now_ms: int) -> int | None:
     return now_ms - parse_duration(window) // timedelta(milliseconds=1)
 
 
-def alerts_reply(alerts: AlertStore, query: Mapping[str, str], now_ms: int | None = None) -> Reply:
+def alerts_reply(
+    alerts: AlertStore,
+    query: Mapping[str, str],
+    now_ms: int | None = None,
+    product_id: str | None = None,
+) -> Reply:
     """``/api/alerts?status=firing&window=24h&limit=100``: the latest event of each alert.
 
     ``window`` keeps alerts whose last tested window ended within that long of now.
     """
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    try:
-        rows = alerts.alerts(
-            status=_status(query), since_ms=_since_ms(query, now_ms), limit=_limit(query, "100")
-        )
-    except ValueError as exc:
-        return 400, {"error": str(exc)}
-    return 200, {"alerts": rows}
-
-
-def product_alerts_reply(
-    alerts: AlertStore, product_id: str, query: Mapping[str, str], now_ms: int | None = None
-) -> Reply:
-    """``/api/products/{id}/alerts?status=&window=``: the product's alerts, newest first."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     try:
         rows = alerts.alerts(
@@ -148,7 +139,15 @@ def product_alerts_reply(
         )
     except ValueError as exc:
         return 400, {"error": str(exc)}
-    return 200, {"product_id": product_id, "alerts": rows}
+    return 200, {"alerts": rows}
+
+
+def product_alerts_reply(
+    alerts: AlertStore, product_id: str, query: Mapping[str, str], now_ms: int | None = None
+) -> Reply:
+    """``/api/products/{id}/alerts?status=&window=``: the product's alerts, newest first."""
+    status, body = alerts_reply(alerts, query, now_ms, product_id)
+    return status, {"product_id": product_id, **body} if status == 200 else body
 
 
 def register_views(
