@@ -220,7 +220,7 @@ main.add_command(_export_cli(), "export")
     "overrides",
     multiple=True,
     metavar="FIELD=VALUE",
-    help="alert setting to change, e.g. --set pending_windows=1 (JSON values; repeatable)",
+    help="alert setting to change, e.g. --set pending_for=1h (JSON values; repeatable)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def simulate(

@@ -19,21 +19,25 @@ Tail = Callable[[int, int, float, float], float]
 
 
 def alpha_for_budget(
-    false_alerts_per_day: float, active_series: int, windows_per_day: float
+    false_alerts_per_day: float, sizes: int, windows_per_day: float, eligible: int
 ) -> float:
-    """Per-test significance level that spends a budget of false alerts per day.
+    """Per-test significance level of one window that spends a budget of false alerts per day.
 
-    Every active series (product or category with a window in its history)
-    is tested once per window of each size, so tests per day = active_series ×
-    windows_per_day (summed over the sizes: 24 + 1 for 1h and 24h). With
-    alpha = budget / tests per day, a union bound keeps the expected number of
-    windows over threshold by chance, and so of false alerts, at or under the
-    budget, however many products there are. The bound is conservative:
-    series without reviews in a window are counted but cannot fire, and a
-    warning needs ``pending_windows`` windows in a row.
+    The budget is split evenly over the window sizes, then over the
+    ``windows_per_day`` windows of this size, then over the ``eligible``
+    series in this window: those with at least ``min_negative`` reviews,
+    the only ones that can fire. A series with fewer reviews cannot reach the
+    minimum whatever its share, so it spends nothing; how many reviews a
+    series got says nothing about its share, so counting on it keeps the
+    bound. By the union bound the expected number of windows over threshold
+    by chance, and so of false alerts, stays at or under the budget, however
+    many products there are and however busy the hour. The bound is still
+    conservative: a warning needs its windows over threshold in a row, the
+    effect floor must be cleared too, and the beta-binomial p-value is
+    conservative on thin history.
     """
-    tests_per_day = max(active_series, 1) * windows_per_day
-    return min(1.0, false_alerts_per_day / tests_per_day)
+    tests = max(sizes, 1) * windows_per_day * max(eligible, 1)
+    return min(1.0, false_alerts_per_day / tests)
 
 
 @dataclass(frozen=True)

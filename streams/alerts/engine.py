@@ -75,9 +75,10 @@ class _Series:
 class _Size:
     """Every series at one window size; sizes never read each other's state."""
 
-    def __init__(self, label: str, length_ms: int, overall: History) -> None:
+    def __init__(self, label: str, length_ms: int, pending: int, overall: History) -> None:
         self.label = label
         self.length_ms = length_ms
+        self.pending = pending
         # Least recently seen first, so that series gone quiet expire from the front.
         self.series: dict[Scope, OrderedDict[str, _Series]] = {
             "product": OrderedDict(),
@@ -105,9 +106,8 @@ class AlertEngine:
         self._tail = tail
         self._half_life_ms = settings.half_life_days * DAY_MS
         self._horizon_ms = settings.history_days * DAY_MS
-        self._windows_per_day = settings.windows_per_day()
         self._sizes = {
-            length: _Size(label, length, self._history())
+            length: _Size(label, length, settings.pending_windows(length), self._history())
             for label, length in settings.window_lengths_ms().items()
         }
 
@@ -157,8 +157,13 @@ class AlertEngine:
                 series.category, series.last_start_ms = r.category, start_ms
                 table[key] = series
         self._expire(size, start_ms)
-        active = len(size.series["product"]) + len(size.series["category"])
-        alpha = alpha_for_budget(self._settings.false_alerts_per_day, active, self._windows_per_day)
+        # Series that could fire: alpha is spent only on them (detector.alpha_for_budget).
+        eligible = sum(
+            r.n >= self._settings.min_negative for rs in seen.values() for r in rs.values()
+        )
+        alpha = alpha_for_budget(
+            self._settings.false_alerts_per_day, len(self._sizes), DAY_MS / size.length_ms, eligible
+        )
         overall = overall_share(*size.overall.counts(start_ms))
         categories = size.series["category"]
         strength = self._settings.prior_strength
@@ -222,7 +227,7 @@ class AlertEngine:
         baseline = Baseline(negative, other, prior_share, self._settings.prior_strength)
         verdict = assess(record.negative, record.n, baseline, alpha, self._settings, self._tail)
         status = life.advance(
-            record.window_start_ms, verdict.over, verdict.critical, self._settings
+            record.window_start_ms, verdict.over, verdict.critical, self._settings, size.pending
         )
         if life.in_alert:
             size.open[record.scope].add(record.key)

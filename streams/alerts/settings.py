@@ -1,9 +1,9 @@
 """Settings of negative-review spike alerting (the ``alerts`` section).
 
 Durations are spelled as everywhere else in the service (``1h``, ``24h``, see
-:func:`streams.durations.parse_duration`). Counts of windows (pending, resolve,
+:func:`streams.durations.parse_duration`). Counts of windows (resolve,
 repeat) are counted per window size: two 1 h windows are two hours, two 24 h
-windows two days.
+windows two days; ``pending_for`` is a duration, as in Prometheus.
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ class AlertSettings(BaseModel):
     critical_factor: float = Field(
         100.0, ge=1, description="p < alpha / critical_factor fires critical at once"
     )
-    pending_windows: int = Field(
-        2, ge=1, description="consecutive windows over threshold before a warning fires"
+    pending_for: str = Field(
+        "2h",
+        description="a warning fires once windows over threshold in a row span this much "
+        "event time (Prometheus' `for`): two 1h windows; a 24h window spans it alone",
     )
     resolve_windows: int = Field(
         2, ge=1, description="consecutive windows back to baseline before an alert resolves"
@@ -81,6 +83,7 @@ class AlertSettings(BaseModel):
     @model_validator(mode="after")
     def _windows_fit_history(self) -> AlertSettings:
         parse_duration(self.allowed_lateness)
+        parse_duration(self.pending_for)
         lengths = [parse_duration(w) for w in self.windows]
         if len(set(lengths)) != len(lengths):
             raise ValueError(f"alert windows {self.windows} repeat a length")
@@ -95,6 +98,7 @@ class AlertSettings(BaseModel):
     def allowed_lateness_ms(self) -> int:
         return parse_duration(self.allowed_lateness) // timedelta(milliseconds=1)
 
-    def windows_per_day(self) -> float:
-        """Tests one series gets per day over all window sizes: 25 for 1h and 24h."""
-        return sum(DAY / parse_duration(w) for w in self.windows)
+    def pending_windows(self, length_ms: int) -> int:
+        """Windows of this length over threshold in a row before a warning: at least one."""
+        pending_ms = parse_duration(self.pending_for) // timedelta(milliseconds=1)
+        return max(1, -(-pending_ms // length_ms))

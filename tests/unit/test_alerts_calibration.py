@@ -18,7 +18,7 @@ def test_false_alerts_stay_within_the_budget() -> None:
     plugin = simulate_null(SETTINGS, seed=0, tail=plugin_binomial_sf)
     print(f"\nnull, 0.5–20 reviews/day, beta-binomial: {beta}")
     print(f"null, 0.5–20 reviews/day, plug-in binomial: {plugin}")
-    assert beta.false_alerts_per_day <= 2 * BUDGET
+    assert beta.false_alerts_per_day <= BUDGET
 
 
 def test_the_plugin_binomial_fires_on_thin_history() -> None:
@@ -33,7 +33,7 @@ def test_the_plugin_binomial_fires_on_thin_history() -> None:
     plugin = simulate_null(SETTINGS, seed=0, reviews_per_day=(5.0, 100.0), tail=plugin_binomial_sf)
     print(f"\nnull, 5–100 reviews/day, beta-binomial: {beta}")
     print(f"null, 5–100 reviews/day, plug-in binomial: {plugin}")
-    assert beta.false_alerts_per_day <= 2 * BUDGET
+    assert beta.false_alerts_per_day <= BUDGET
     assert plugin.false_alerts_per_day > beta.false_alerts_per_day
     assert plugin.thin_history_alerts > beta.thin_history_alerts
 
@@ -43,5 +43,8 @@ def test_power_to_see_a_doubled_share() -> None:
     busy = simulate_spikes(SETTINGS, seed=0, products=100, reviews_per_day=(20.0, 200.0))
     print(f"\nshare × 2 for 48 h, 0.5–20 reviews/day: {sparse}")
     print(f"share × 2 for 48 h, 20–200 reviews/day: {busy}")
-    assert busy.detected / busy.spikes >= 0.25
-    assert sparse.false_product_alerts == busy.false_product_alerts == 0
+    assert busy.detected / busy.spikes >= 0.5
+    assert sparse.detected < busy.detected  # slow sellers lack the reviews to show a doubling
+    # Alerts on products without a spike are false alerts: within the budget over 60 days.
+    assert sparse.false_product_alerts <= 60 * BUDGET
+    assert busy.false_product_alerts <= 60 * BUDGET

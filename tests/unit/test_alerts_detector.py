@@ -13,14 +13,26 @@ from streams.alerts.tails import beta_binomial_sf
 DAY = 86_400_000
 
 
-def test_alpha_spends_the_budget_over_every_series_and_window() -> None:
+def test_alpha_spends_the_budget_over_sizes_windows_and_series_that_can_fire() -> None:
+    # Two sizes share a budget of 1/day: 0.5 for the 24 hourly windows, 0.5 for the daily one.
+    # An hour in which 100 series had at least min_negative reviews: 0.5 / 24 / 100.
+    assert alpha_for_budget(1.0, 2, 24, 100) == pytest.approx(0.5 / 2400)
+    assert alpha_for_budget(2.0, 2, 24, 100) == pytest.approx(1.0 / 2400)
+    # A day in which 1,020 series could fire.
+    assert alpha_for_budget(1.0, 2, 1, 1020) == pytest.approx(0.5 / 1020)
+    # No series could fire: alpha as for one (it is not used).
+    assert alpha_for_budget(1.0, 2, 24, 0) == pytest.approx(0.5 / 24)
+    assert alpha_for_budget(100.0, 1, 1, 1) == 1.0
+
+
+def test_pending_for_counts_windows_of_each_length() -> None:
     settings = AlertSettings()
-    assert settings.windows_per_day() == 25  # 24 hourly + 1 daily
-    # 1,000 products and 20 categories, each tested 25 times a day: 25,500 tests per day.
-    assert alpha_for_budget(1.0, 1020, 25) == pytest.approx(1 / 25_500)
-    assert alpha_for_budget(2.0, 1020, 25) == pytest.approx(2 / 25_500)
-    assert alpha_for_budget(1.0, 0, 25) == pytest.approx(1 / 25)
-    assert alpha_for_budget(100.0, 1, 1) == 1.0
+    assert settings.pending_windows(3_600_000) == 2
+    assert settings.pending_windows(DAY) == 1
+    assert AlertSettings(pending_for="90m").pending_windows(3_600_000) == 2
+    assert AlertSettings(pending_for="48h").pending_windows(DAY) == 2
+    with pytest.raises(ValidationError, match="duration"):
+        AlertSettings(pending_for="two hours")
 
 
 def test_history_decays_by_half_life_and_forgets_past_the_horizon() -> None:

@@ -20,7 +20,8 @@ from streams.alerts.settings import AlertSettings
 DAY = 86_400_000
 HOUR = 3_600_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-DAILY = AlertSettings(windows=["24h"], false_alerts_per_day=0.01)
+# A warning pends one day: ``pending_for`` 48h is two daily windows.
+DAILY = AlertSettings(windows=["24h"], false_alerts_per_day=0.01, pending_for="48h")
 NORMAL = (40, 8)
 OTHERS = (160, 32)
 
@@ -65,6 +66,19 @@ def test_a_moderate_spike_pends_one_day_then_warns() -> None:
     events = run(records)
     assert brief(events) == [(29, "p1", "firing", "warning"), (32, "p1", "resolved", "warning")]
     assert events[0].started_ms == T0 + 28 * DAY  # the episode began with the pending day
+
+
+def test_pending_for_is_event_time_a_daily_window_spans_two_hours_alone() -> None:
+    """By default (2h) a 24h window over the line warns at once; 1h windows need two in a row."""
+    records = days(0, 28, p1=NORMAL) + window(28, p1=(40, 17)) + days(29, 31, p1=NORMAL)
+    assert run(records) == []  # pending, then back to normal
+    default = AlertSettings(windows=["24h"], false_alerts_per_day=0.01)
+    assert AlertSettings().pending_windows(HOUR) == 2
+    assert default.pending_windows(DAY) == 1
+    assert brief(run(records, default)) == [
+        (28, "p1", "firing", "warning"),
+        (30, "p1", "resolved", "warning"),
+    ]
 
 
 def test_a_promotion_that_multiplies_volume_at_the_same_share_does_not_fire() -> None:
@@ -193,7 +207,7 @@ LOOSE = AlertSettings(
     min_negative=1,
     effect_floor=0.0,
     false_alerts_per_day=20,
-    pending_windows=2,
+    pending_for="2h",  # two 1h windows, one 3h window
     resolve_windows=2,
     repeat_windows=2,
 )

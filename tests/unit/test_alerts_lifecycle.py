@@ -5,7 +5,8 @@ from __future__ import annotations
 from streams.alerts.lifecycle import Lifecycle
 from streams.alerts.settings import AlertSettings
 
-SETTINGS = AlertSettings(pending_windows=2, resolve_windows=2, repeat_windows=3)
+SETTINGS = AlertSettings(resolve_windows=2, repeat_windows=3)
+PENDING = 2  # windows over in a row before a warning
 
 # One character per window: '.' back to baseline, 'w' over threshold, 'c' critical.
 Trace = list[tuple[str | None, str, str]]
@@ -15,7 +16,9 @@ def run(windows: str, life: Lifecycle | None = None) -> Trace:
     life = life or Lifecycle()
     trace: Trace = []
     for i, w in enumerate(windows):
-        status = life.advance(i, over=w in "wc", critical=w == "c", settings=SETTINGS)
+        status = life.advance(
+            i, over=w in "wc", critical=w == "c", settings=SETTINGS, pending=PENDING
+        )
         trace.append((status, life.state, life.severity))
     return trace
 

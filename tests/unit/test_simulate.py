@@ -134,10 +134,10 @@ def test_window_rules() -> None:
 
 
 def test_settings_overrides() -> None:
-    settings = parse_settings(["pending_windows=1", 'windows=["1h","6h","24h"]'])
-    assert settings.pending_windows == 1 and settings.windows == ["1h", "6h", "24h"]
+    settings = parse_settings(["pending_for=1h", 'windows=["1h","6h","24h"]'])
+    assert settings.pending_for == "1h" and settings.windows == ["1h", "6h", "24h"]
     with pytest.raises(ValueError, match="FIELD=VALUE"):
-        parse_settings(["pending_windows"])
+        parse_settings(["pending_for"])
 
 
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> None:
@@ -179,8 +179,8 @@ def test_the_command_prints_the_table_and_json(data_dir: Path) -> None:
     table = CliRunner().invoke(main, args)
     assert table.exit_code == 0, table.output
     assert "| detector |" in table.output and "dataset" in table.output
-    out = CliRunner().invoke(main, [*args, "--json", "--set", "pending_windows=1"])
+    out = CliRunner().invoke(main, [*args, "--json", "--set", "pending_for=1h"])
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
-    assert report["settings"]["pending_windows"] == 1
+    assert report["settings"]["pending_for"] == "1h"
     assert report["config"]["products"] == 20

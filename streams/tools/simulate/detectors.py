@@ -4,8 +4,9 @@ products and categories; ``plugin-binomial``: the same engine with
 :func:`streams.alerts.calibration.plugin_binomial_sf` (the baseline share taken for the truth),
 so only the tail differs; ``plain-binomial``: per product and window, a binomial test of the
 window's negatives against the product's own share of the previous ``history_days``
-(Jeffreys-smoothed), at the per-test alpha the engine would use, with no minimum, no effect
-floor and no pending window, firing on any window with p < alpha; ``threshold``: negative share
+(Jeffreys-smoothed), at the per-test alpha the engine would use (the same budget over the
+products that could fire in each window), with no minimum, no effect floor and no pending
+window, firing on any window with p < alpha; ``threshold``: negative share
 > 30 % with ≥ 5 reviews in a window; ``oracle-binomial``: the plain binomial told each product's
 true steady share, which no real detector knows, not a contender but an upper bound on what any
 test at that alpha can catch. An episode (:class:`Firing`) is one alert id for the engine and a
@@ -113,13 +114,23 @@ def trailing_share(n: Ints, k: Ints, history_windows: int) -> Floats:
     return share
 
 
-def binomial_over(n: Ints, k: Ints, share: Floats, alpha: float) -> Bools:
-    """Windows whose negatives are improbable (binomial p < alpha) at ``share`` (per cell)."""
+def window_alpha(n: Ints, settings: AlertSettings, length_ms: int) -> Floats:
+    """The engine's alpha for each window (column), counting the products that could fire."""
+    eligible = (n >= settings.min_negative).sum(axis=0)
+    per_day = DAY_MS / length_ms
+    sizes = len(settings.windows)
+    return np.array(
+        [alpha_for_budget(settings.false_alerts_per_day, sizes, per_day, int(e)) for e in eligible]
+    )
+
+
+def binomial_over(n: Ints, k: Ints, share: Floats, alpha: Floats) -> Bools:
+    """Windows whose negatives are improbable (binomial p < alpha of the column) at ``share``."""
     over = np.zeros(n.shape, dtype=np.bool_)
     with np.errstate(invalid="ignore"):
         candidates = (k >= 1) & ~np.isnan(share) & (k > n * share)
     for p, i in zip(*(a.tolist() for a in np.nonzero(candidates)), strict=True):
-        over[p, i] = binomial_sf(int(k[p, i]), int(n[p, i]), float(share[p, i])) < alpha
+        over[p, i] = binomial_sf(int(k[p, i]), int(n[p, i]), float(share[p, i])) < alpha[i]
     return over
 
 
@@ -138,11 +149,9 @@ def rule_firings(streams: Streams, settings: AlertSettings, rule: str) -> list[F
     what it misses no test at this alpha can catch.
     """
     firings: list[Firing] = []
-    alpha = alpha_for_budget(
-        settings.false_alerts_per_day, streams.config.products, settings.windows_per_day()
-    )
     for length_ms in settings.window_lengths_ms().values():
         n, k = window_matrix(streams, length_ms)
+        alpha = window_alpha(n, settings, length_ms)
         if rule == "plain-binomial":
             history = settings.history_days * DAY_MS // length_ms
             over = binomial_over(n, k, trailing_share(n, k, history), alpha)
