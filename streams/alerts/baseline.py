@@ -15,60 +15,52 @@ predicts from (:mod:`streams.alerts.detector`).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 
 class History:
-    """Decayed counts of one series' past windows, kept as running sums.
+    """Decayed counts of one series' past windows.
 
-    Running sums make a baseline O(1) per window instead of a pass over up
-    to 672 hourly windows. Times only move forward (windows are tested in
-    event-time order), so decaying the sums and dropping windows that left
-    the horizon is done as time reaches them.
+    Each call sums the remembered windows afresh, each weighted by its age at
+    that moment, with an exactly rounded sum (``math.fsum``): the result
+    depends only on the windows and the time asked about, never on which
+    times were asked about before. Running sums decayed step by step would be
+    O(1), but their rounding depends on the steps taken, and a detector
+    rebuilt after a restart, or fed empty windows, would then compute p-values
+    that differ in the last digits from an uninterrupted run. Times only move
+    forward (windows are tested in event-time order), so windows that left
+    the horizon are dropped as time reaches them.
     """
 
     def __init__(self, half_life_ms: float, horizon_ms: int) -> None:
         self._half_life_ms = half_life_ms
         self._horizon_ms = horizon_ms
         self._windows: deque[tuple[int, int, int]] = deque()  # (start, negative, other)
-        self._negative = 0.0
-        self._other = 0.0
-        self._at_ms = 0
 
     def add(self, start_ms: int, n: int, negative: int) -> None:
         """Remember a tested window that is not in alert; an empty one tells nothing."""
         if n == 0:
             return
-        self._advance(start_ms)
+        self._forget(start_ms)
         self._windows.append((start_ms, negative, n - negative))
-        self._negative += negative
-        self._other += n - negative
 
     def counts(self, at_ms: int) -> tuple[float, float]:
         """Decayed (negative, other) reviews of the windows before ``at_ms``, within the horizon."""
-        self._advance(at_ms)
-        return self._negative, self._other
+        self._forget(at_ms)
+        weighted = [(self._weight(at_ms - s), neg, other) for s, neg, other in self._windows]
+        return (
+            math.fsum(w * negative for w, negative, _ in weighted),
+            math.fsum(w * other for w, _, other in weighted),
+        )
 
     def _weight(self, age_ms: int) -> float:
         return float(2.0 ** (-age_ms / self._half_life_ms))
 
-    def _advance(self, at_ms: int) -> None:
-        if at_ms == self._at_ms:
-            return
+    def _forget(self, at_ms: int) -> None:
         while self._windows and self._windows[0][0] < at_ms - self._horizon_ms:
-            start, negative, other = self._windows.popleft()
-            weight = self._weight(self._at_ms - start)
-            self._negative -= weight * negative
-            self._other -= weight * other
-        if self._windows:
-            decay = self._weight(at_ms - self._at_ms)
-            # Subtracting what left the horizon may leave a rounding residue below zero.
-            self._negative = max(0.0, self._negative * decay)
-            self._other = max(0.0, self._other * decay)
-        else:
-            self._negative = self._other = 0.0
-        self._at_ms = at_ms
+            self._windows.popleft()
 
 
 @dataclass(frozen=True)

@@ -279,10 +279,19 @@ def run_alerts(
     evidence: Evidence | None = None,
     tail: Tail = beta_binomial_sf,
 ) -> list[AlertEvent]:
-    """All alert events of a set of window counts, in any order: the engine fed window by window."""
+    """All alert events of a set of window counts, in any order: the engine fed window by window.
+
+    Every window of each size from its first counted one to its last is fed, empty ones
+    included, in order of end (shorter first), as the worker closes them: the events come
+    in the order the worker would send them.
+    """
     windows: defaultdict[tuple[int, int], list[WindowCount]] = defaultdict(list)
     for c in counts:
         windows[(c.window_start_ms, c.window_end_ms)].append(c)
+    for length in {end - start for start, end in list(windows)}:
+        starts = [start for start, end in windows if end - start == length]
+        for start in range(min(starts), max(starts), length):
+            windows.setdefault((start, start + length), [])
     engine = AlertEngine(settings, model_name, model_version, evidence, tail)
     events: list[AlertEvent] = []
     for start_ms, end_ms in sorted(windows, key=lambda w: (w[1], w[1] - w[0])):

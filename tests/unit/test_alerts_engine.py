@@ -160,13 +160,24 @@ def test_an_alert_resolves_when_its_product_goes_quiet() -> None:
 
 
 def incremental(records: list[WindowCount], settings: AlertSettings) -> list[AlertEvent]:
-    """Feed every window of every size in order, empty ones included."""
+    """Feed every window of every size in order, empty ones included, up to each size's last.
+
+    Empty windows after a size's last counted one are left out as :func:`run_alerts` never
+    sees them: they could resolve an alert that the batch form leaves firing.
+    """
     engine = AlertEngine(settings, "sentiment-zh-en", "1.0.0")
     last = max((r.window_end_ms for r in records), default=T0)
+    last_of = {
+        length: max(
+            (r.window_end_ms for r in records if r.window_end_ms - r.window_start_ms == length),
+            default=T0,
+        )
+        for length in settings.window_lengths_ms().values()
+    }
     events: list[AlertEvent] = []
     for end in range(T0 + HOUR, last + 1, HOUR):
         for length in sorted(settings.window_lengths_ms().values()):
-            if (end - T0) % length == 0:
+            if (end - T0) % length == 0 and end <= last_of[length]:
                 start = end - length
                 batch = [r for r in records if (r.window_start_ms, r.window_end_ms) == (start, end)]
                 events += engine.close_window(start, end, batch)
