@@ -269,4 +269,3 @@ def test_each_worker_has_its_own_registry_and_the_global_one_stays_empty() -> No
     global_names = {f.name for f in prometheus_client.REGISTRY.collect()}
     assert not any(n.startswith("reviewpulse") for n in global_names)
     assert CONTENT_TYPE.startswith("text/plain; version=0.0.4")
-
