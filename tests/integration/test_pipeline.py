@@ -84,7 +84,6 @@ def test_reviews_and_poison_events(namespace: Namespace) -> None:
     assert scraped.value("reviewpulse_record_to_stored_seconds_count", kind="review") == len(good)
     assert scraped.value("reviewpulse_store_write_seconds_count", kind="review") >= 1
     assert scraped.value("reviewpulse_inference_seconds_count", kind="review") >= 1
-    assert scraped.value("reviewpulse_delivery_retries_total") == 0
     lag = scraped.labels("reviewpulse_consumer_lag")
     assert {d["partition"] for d in lag if d["topic"] == topic} == {"0", "1", "2"}
     models = {d["role"]: d for d in scraped.labels("reviewpulse_model_info")}
