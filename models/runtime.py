@@ -82,4 +82,5 @@ def open_scorer(
     package = load_package(package_dir, verify=verify)
     session = create_session(package.model_path, device=device, intra_op_threads=threads)
     log.info("model %s %s loaded from %s", package.name, package.version, package.root)
-    return Scorer(package, session, load_tokenizer(package), sub_batch=sub_batch)
+    ran_on = "cuda" if session.get_providers()[0] == CUDA else "cpu"
+    return Scorer(package, session, load_tokenizer(package), sub_batch=sub_batch, device=ran_on)

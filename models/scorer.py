@@ -78,10 +78,12 @@ class Scorer:
         tokenizer: Tokenizer,
         *,
         sub_batch: int = 16,
+        device: str = "cpu",
     ) -> None:
         if sub_batch < 1:
             raise ValueError("sub_batch must be >= 1")
         self.package = package
+        self.device = device  # where the session runs: "cpu" or "cuda" (for /metrics)
         self._runner = runner
         self._tokenizer = tokenizer
         self._pad_id = _pad_id(tokenizer)

@@ -193,7 +193,7 @@ class WebSettings(BaseModel):
     token: SecretStr | None = Field(
         None,
         description="when set, /api/* needs 'Authorization: Bearer <token>' "
-        "(/healthz, /readyz and /metrics stay open)",
+        "(/healthz, /readyz, /metrics and /metrics.json stay open)",
     )
     api_threads: int = Field(
         2, ge=1, description="threads answering /api reads, apart from the ingestion writes"

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from streams.alerts import AlertEngine, AlertEvent, AlertSettings, NegativeReview, WindowCount
+from streams.service.metrics import Metrics
 from streams.store.alerts import AlertStore, TestedWindow
 
 log = logging.getLogger(__name__)
@@ -128,12 +129,14 @@ class AlertPublisher:
         executor: Executor,
         counts: Counter[str],
         notify: Notify | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.monitor = monitor
         self.send = send
         self.executor = executor
         self.counts = counts  # alerts sent, by "status/severity" (for /metrics)
         self.notify = notify  # best effort, after the store holds them (Alertmanager)
+        self.metrics = metrics if metrics is not None else Metrics()
 
     async def tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -159,6 +162,7 @@ class AlertPublisher:
             await self.notify(result.events)
         for event in result.events:
             self.counts[f"{event.status}/{event.severity}"] += 1
+            self.metrics.alerts.labels(event.status, event.severity).inc()
             log.info(
                 "alert %s %s %s %s (%d/%d negative, p=%.2g)",
                 event.status,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from models.errors import ModelError
 from models.questions import QuestionPackage, check_encoder, load_question_package
@@ -24,6 +25,7 @@ from streams.service.agents import register_agent
 from streams.service.alerting import AlertMonitor, AlertPublisher
 from streams.service.health import Health
 from streams.service.kafka_config import faust_credentials
+from streams.service.metrics import Metrics, faust_consumer_lag
 from streams.service.pipeline import BatchProcessor, Kind, Stats
 from streams.service.sink import Backoff, BatchSink, ProducerTopic
 from streams.service.topics import ensure_topics
@@ -156,6 +158,11 @@ def build_worker(settings: Settings) -> Worker:
     api_io = ThreadPoolExecutor(max_workers=settings.web.api_threads, thread_name_prefix="api")
     stats = Stats()
     health = Health()
+    metrics = Metrics(CollectorRegistry())
+    metrics.model_loaded("sentiment", scorer.package.name, scorer.package.version, scorer.device)
+    if questions is not None:
+        metrics.model_loaded("questions", questions.name, questions.version, scorer.device)
+    metrics.watch_lag(lambda: faust_consumer_lag(app.consumer))
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -174,11 +181,17 @@ def build_worker(settings: Settings) -> Worker:
         stats=stats,
         health=health,
         escalate_after=settings.retry.escalate_after,
+        metrics=metrics,
     )
     kinds: tuple[tuple[Kind, str], ...] = (("review", t.reviews), ("question", t.questions))
     for kind, name in kinds:
         processor = BatchProcessor(
-            kind, scorer, limits=settings.input.limits(), stats=stats, questions=questions
+            kind,
+            scorer,
+            limits=settings.input.limits(),
+            stats=stats,
+            questions=questions,
+            metrics=metrics,
         )
         register_agent(
             app,
@@ -193,8 +206,10 @@ def build_worker(settings: Settings) -> Worker:
     alert_store = AlertStore(store.backend, store.db)
     alert_counts: Counter[str] = Counter()
     if settings.alerts.enabled:
-        register_alerts(app, settings, scorer, alert_store, store_io, alert_counts)
-    register_views(app, store, alert_store, stats, sink, health, api_io, settings.web, alert_counts)
+        register_alerts(app, settings, scorer, alert_store, store_io, alert_counts, metrics)
+    register_views(
+        app, store, alert_store, stats, sink, health, api_io, settings.web, alert_counts, metrics
+    )
     return Worker(app, store, stats, sink, (scoring, store_io, api_io))
 
 
@@ -205,6 +220,7 @@ def register_alerts(
     store: AlertStore,
     executor: ThreadPoolExecutor,
     counts: Counter[str],
+    metrics: Metrics,
 ) -> None:
     """Spike alerts on a timer, run by the consumer group's leader only."""
     package = scorer.package
@@ -227,5 +243,5 @@ def register_alerts(
                 body.append(alertmanager_alert(e, firing_valid_ms=repeat * window_ms))
             return await post_alerts(url, body)
 
-    publisher = AlertPublisher(monitor, send, executor, counts, notify)
+    publisher = AlertPublisher(monitor, send, executor, counts, notify, metrics)
     app.timer(settings.alerts.interval_s, on_leader=True, name="spike_alerts")(publisher.tick)

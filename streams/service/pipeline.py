@@ -26,6 +26,7 @@ from streams.events.contract import Limits, Question, Review, Source
 from streams.events.deadletter import DeadLetter
 from streams.events.enriched import Enriched, EnrichedQuestion, EnrichedReview, ModelRef
 from streams.events.sentiment import Sentiment, require_sentiment_labels
+from streams.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,14 @@ class BatchProcessor:
         clock: Clock = now_ms,
         stats: Stats | None = None,
         questions: QuestionPackage | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.kind = kind
         self.scorer = scorer
         self.limits = limits or Limits()
         self.clock = clock
         self.stats = stats if stats is not None else Stats()
+        self.metrics = metrics if metrics is not None else Metrics()
         package = scorer.package
         if kind == "review":
             require_sentiment_labels(package)
@@ -108,10 +111,13 @@ class BatchProcessor:
 
     def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """One enriched event or one dead letter per input record; never raises."""
+        self.metrics.consumed.labels(self.kind).inc(len(batch))
+        self.metrics.batch_size.labels(self.kind).observe(len(batch))
         result = self._isolating(batch)
         self.stats.processed[self.kind] += len(result.enriched)
         for d in result.dead_letters:
             self.stats.dead_letters[d.reason] += 1
+            self.metrics.dead_lettered.labels(self.kind, d.reason).inc()
         return result
 
     def dead_letter(self, record: RawRecord, reason: str, detail: str) -> DeadLetter:
@@ -166,7 +172,8 @@ class BatchProcessor:
         if self.kind == "question":
             return self._enrich_questions([q for q in events if isinstance(q, Question)])
         reviews = [r for r in events if isinstance(r, Review)]
-        scores = self.scorer.score([r.text for r in reviews])
+        with self.metrics.inference_seconds.labels(self.kind).time():
+            scores = self.scorer.score([r.text for r in reviews])
         if scores.probs is None:
             raise TypeError("the review model must be a classification package")
         processed = self.clock()
@@ -181,10 +188,11 @@ class BatchProcessor:
             processed = self.clock()
             return [EnrichedQuestion(q, processed) for q in questions]
         texts = [q.text for q in questions]
-        embeddings = self.scorer.score(texts, prefix=qp.encoder.query_prefix).embeddings
-        if embeddings is None:
-            raise TypeError("the review model gave no embeddings for the question model")
-        results = qp.model.predict(embeddings)
+        with self.metrics.inference_seconds.labels(self.kind).time():
+            embeddings = self.scorer.score(texts, prefix=qp.encoder.query_prefix).embeddings
+            if embeddings is None:
+                raise TypeError("the review model gave no embeddings for the question model")
+            results = qp.model.predict(embeddings)
         if len(results) != len(questions):
             raise ValueError(f"{len(results)} question results for {len(questions)} questions")
         processed = self.clock()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from streams.errors import (
 from streams.events.deadletter import DeadLetter
 from streams.events.enriched import Enriched, EnrichedReview
 from streams.service.health import Health
+from streams.service.metrics import Metrics
 from streams.service.pipeline import BatchProcessor, BatchResult, Kind, RawRecord, Stats
 from streams.store import Store
 
@@ -144,8 +146,10 @@ class BatchSink:
         stats: Stats,
         health: Health,
         escalate_after: int = 5,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else Metrics()
         self.stats = stats
         self.health = health
         self.executor = executor
@@ -179,6 +183,7 @@ class BatchSink:
                 self._dead(processor, o.source, "store_rejected", why) for o, why in rejected
             ]
             await self._send(processor, letters)
+        self.metrics.enriched.labels(kind).inc(len(sent) - len(rejected))
 
     def _dead(
         self, processor: BatchProcessor, source: RawRecord, reason: str, detail: str
@@ -186,6 +191,7 @@ class BatchSink:
         letter = processor.dead_letter(source, reason, detail)
         self.stats.dead_letters[reason] += 1
         self.stats.processed[processor.kind] -= 1
+        self.metrics.dead_lettered.labels(processor.kind, reason).inc()
         return _Letter(self.deadletter, letter)
 
     async def _send(self, processor: BatchProcessor, outgoing: list[_Outgoing]) -> list[_Event]:
@@ -262,7 +268,10 @@ class BatchSink:
     async def _write(self, kind: Kind, items: Sequence[_Event]) -> None:
         events = [o.event for o in items]
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         await loop.run_in_executor(self.executor, self.store.write, events)
+        times = [(o.event.input.ts_ms, o.source.source.timestamp_ms) for o in items]
+        self.metrics.stored(kind, time.monotonic() - started, times)
         self.stats.stored[kind] += len(events)
 
     async def _progress(self, items: Sequence[_Event]) -> None:
@@ -294,6 +303,7 @@ class BatchSink:
 
     async def _wait(self, what: str, error: Exception, delay: float) -> None:
         self.retries += 1
+        self.metrics.delivery_retries.labels(what).inc()
         attempts = self.health.retry(what, f"{type(error).__name__}: {error}")
         level = logging.ERROR if attempts > self.escalate_after else logging.WARNING
         log.log(

@@ -5,7 +5,7 @@
 2. End to end: the same texts as review events, pre-loaded into a fresh topic;
    a worker subprocess consumes, scores, produces enriched events (awaiting
    Kafka acks) and writes the store. Timed from its first scored batch to the
-   moment every event is in the store, read from the worker's /metrics.
+   moment every event is in the store, read from the worker's /metrics.json.
 3. End to end again on a fresh topic while a thread reads the product views
    (``/api/products``, ``/api/health``) at ``api_rps`` requests a second:
    API reads run on their own pool, so ingestion should hardly notice.

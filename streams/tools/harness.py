@@ -155,8 +155,14 @@ class WorkerProcess:
         self.wait_until(lambda: bool(self.get("/readyz")["ready"]), timeout_s, "ready")
 
     def metrics(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = self.get("/metrics")
+        """The worker's counters as JSON (``/metrics.json``)."""
+        loaded: dict[str, Any] = self.get("/metrics.json")
         return loaded
+
+    def get_text(self, path: str) -> tuple[str, str]:
+        """A plain view (``/metrics``): its content type and body."""
+        with urllib.request.urlopen(self.base_url + path, timeout=5) as response:
+            return response.headers["Content-Type"], response.read().decode()
 
     def processed(self) -> int:
         """Events enriched or dead-lettered so far (not necessarily stored yet)."""

@@ -5,7 +5,8 @@ store's backends block; ingestion writes have a thread of their own). Their
 request handling is plain functions of the store and the query parameters
 (:func:`products_reply`, :func:`product_reply`), so it is tested without a web
 server. With ``web.token`` set, ``/api/*`` needs ``Authorization: Bearer
-<token>``; ``/healthz``, ``/readyz`` and ``/metrics`` stay open.
+<token>``; ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus's text format) and
+``/metrics.json`` (the same counters as JSON, for the tools) stay open.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import faust
 
 from streams.durations import parse_duration
 from streams.service.health import Health
+from streams.service.metrics import CONTENT_TYPE, Metrics
 from streams.service.pipeline import Stats
 from streams.service.sink import BatchSink
 from streams.settings import WebSettings
@@ -160,6 +162,7 @@ def register_views(
     executor: Executor,
     settings: WebSettings,
     alert_counts: Counter[str],
+    metrics: Metrics,
 ) -> None:
     token = settings.token.get_secret_value() if settings.token else None
 
@@ -193,7 +196,12 @@ def register_views(
         return web.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
+    async def prometheus(web: Any, request: Any) -> Any:
+        # a header: aiohttp refuses a content_type argument that carries a charset
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    @app.page("/metrics.json")
+    async def metrics_json(web: Any, request: Any) -> Any:
         return web.json(
             {
                 "processed": dict(stats.processed),

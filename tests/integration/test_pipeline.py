@@ -10,6 +10,7 @@ import pytest
 from streams.settings import DEFAULT_QUESTION_MODEL
 from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.replay import replay
+from tests.exposition import Exposition
 from tests.integration.kafka_checks import consume_all
 from tests.integration.samples import real_questions, real_reviews, write_jsonl
 from tests.schemas import validate
@@ -41,7 +42,12 @@ def test_reviews_and_poison_events(namespace: Namespace) -> None:
         worker.wait_until(lambda: worker.stored() >= len(good), 300, "done")
         enriched = consume_all(namespace.bootstrap, namespace.topic("reviews.enriched"), len(good))
         dead = consume_all(namespace.bootstrap, namespace.topic("deadletter"), len(MALFORMED))
-        metrics = worker.get("/metrics")
+        metrics = worker.metrics()
+        # once Faust committed past every record, each input partition lags by 0
+        topic = namespace.topic("reviews")
+        content_type, text = worker.wait_until(
+            lambda: committed_scrape(worker, topic), 60, "committed"
+        )
     finally:
         worker.stop()
 
@@ -66,12 +72,42 @@ def test_reviews_and_poison_events(namespace: Namespace) -> None:
         validate("deadletter", d)
     assert sum(metrics["dead_letters"].values()) == len(MALFORMED)
 
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    scraped = Exposition(text)
+    sent = len(good) + len(MALFORMED)
+    assert scraped.value("reviewpulse_events_consumed_total", kind="review") == sent
+    assert scraped.value("reviewpulse_events_enriched_total", kind="review") == len(good)
+    assert scraped.value("reviewpulse_events_dead_lettered_total", kind="review") == len(MALFORMED)
+    assert scraped.value("reviewpulse_events_dead_lettered_total", reason="invalid_utf8") == 1
+    assert scraped.value("reviewpulse_batch_size_sum", kind="review") == sent
+    assert scraped.value("reviewpulse_event_to_stored_seconds_count", kind="review") == len(good)
+    assert scraped.value("reviewpulse_record_to_stored_seconds_count", kind="review") == len(good)
+    assert scraped.value("reviewpulse_store_write_seconds_count", kind="review") >= 1
+    assert scraped.value("reviewpulse_inference_seconds_count", kind="review") >= 1
+    lag = scraped.labels("reviewpulse_consumer_lag")
+    assert {d["partition"] for d in lag if d["topic"] == topic} == {"0", "1", "2"}
+    models = {d["role"]: d for d in scraped.labels("reviewpulse_model_info")}
+    assert models["sentiment"]["name"] == "sentiment-zh-en"
+    assert models["questions"]["name"] == "questions-zh-en"
+    assert {m["device"] for m in models.values()} == {"cpu"}
+
     store = namespace.open_store()
     try:
         assert store.count("reviews") == len(good)
         assert store.event_ids("reviews") == want_ids
     finally:
         store.close()
+
+
+def committed_scrape(worker: WorkerProcess, topic: str) -> tuple[str, str] | None:
+    """``/metrics`` once every partition of ``topic`` reports a lag, all of them 0."""
+    content_type, text = worker.get_text("/metrics")
+    lag = [
+        value
+        for labels, value in Exposition(text).samples.get("reviewpulse_consumer_lag", [])
+        if labels["topic"] == topic
+    ]
+    return (content_type, text) if len(lag) == 3 and not any(lag) else None
 
 
 # The Bitext customer-support intents the question model knows, and its "none of them".

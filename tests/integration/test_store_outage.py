@@ -63,9 +63,7 @@ def test_store_outage_pauses_commits_and_resumes_without_loss(
                 namespace.bootstrap,
                 progress=False,
             )
-            worker.wait_until(
-                lambda: worker.get("/metrics")["delivery_retries"] >= 3, 120, "retrying"
-            )
+            worker.wait_until(lambda: worker.metrics()["delivery_retries"] >= 3, 120, "retrying")
             assert worker.get("/readyz")["store_ok"] is False
             time.sleep(6)  # > two of Faust's commit intervals (2.8 s)
             partitions = 3
