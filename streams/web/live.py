@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from streams.alerts import AlertEvent
 from streams.events.enriched import Enriched
 
 QUEUE_SIZE = 64  # messages a slow client may have pending before it misses some
@@ -39,12 +40,16 @@ class Throughput:
         self._marks: deque[tuple[float, int]] = deque()
 
     def add(self, count: int, at_s: float) -> None:
+        self._forget(at_s)
         self._marks.append((at_s, count))
 
     def rate(self, at_s: float) -> float:
+        self._forget(at_s)
+        return sum(n for _, n in self._marks) / self.span_s
+
+    def _forget(self, at_s: float) -> None:
         while self._marks and self._marks[0][0] <= at_s - self.span_s:
             self._marks.popleft()
-        return sum(n for _, n in self._marks) / self.span_s
 
 
 class LiveFeed:
@@ -74,7 +79,7 @@ class LiveFeed:
             "stored", {"kind": kind, "count": len(events), "products": products[:MAX_PRODUCTS]}
         )
 
-    def alerts(self, events: Sequence[Any]) -> None:
+    def alerts(self, events: Sequence[AlertEvent]) -> None:
         """Alerts fired or resolved (and are stored)."""
         products = sorted({e.product_id for e in events if e.product_id})
         self.publish("alerts", {"count": len(events), "products": products[:MAX_PRODUCTS]})

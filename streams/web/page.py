@@ -55,6 +55,7 @@ def status_reply(
     lag: int | None,
     models: Mapping[str, str],
     alert_counts: Mapping[str, int],
+    live_clients: int = 0,
 ) -> Reply:
     """``/api/status``: the header's pipeline health in one small JSON object."""
     return 200, {
@@ -67,6 +68,7 @@ def status_reply(
         "delivery_retries": retries,
         "models": dict(models),
         "alerts": dict(alert_counts),
+        "live_clients": live_clients,
     }
 
 
@@ -87,7 +89,7 @@ def consumer_lag(app: faust.App) -> int | None:
                 return None
             done = committed.get(tp)  # the next offset to read, as Kafka keeps it
             total += max(0, int(end) - int(done or 0))
-    except (AttributeError, RuntimeError, KeyError):
+    except (AttributeError, AssertionError, KeyError, RuntimeError):  # not assigned (yet)
         return None
     return total
 
@@ -132,8 +134,10 @@ def register_page(
         refused = denied(web, request)
         if refused is not None:
             return refused
-        code, body = status_reply(stats, sink.retries, feed.rate(), lag(), models, alert_counts)
-        return web.json({**body, "live_clients": feed.subscribers}, status=code)
+        code, body = status_reply(
+            stats, sink.retries, feed.rate(), lag(), models, alert_counts, feed.subscribers
+        )
+        return web.json(body, status=code)
 
     @app.page("/api/events")
     async def events(web: Any, request: Any) -> Any:

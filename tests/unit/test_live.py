@@ -34,6 +34,9 @@ def test_throughput_counts_the_last_minute() -> None:
     assert meter.rate(at_s=59.0) == 2.0
     assert meter.rate(at_s=61.0) == 1.5  # the first batch left the span
     assert meter.rate(at_s=200.0) == 0.0
+    for second in range(1000):  # marks older than the span are dropped as new ones come
+        meter.add(1, at_s=300.0 + second)
+    assert len(meter._marks) == 60 and meter.rate(at_s=1299.0) == 1.0
 
 
 def test_feed_fans_out_and_a_slow_client_misses_messages() -> None:
@@ -123,4 +126,5 @@ def test_status_reply() -> None:
         "delivery_retries": 4,
         "models": {"reviews": "m 1"},
         "alerts": {"firing/high": 1},
+        "live_clients": 0,
     }
