@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-clock browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench model clean
+.PHONY: demo test test-clock browser browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ integration: $(VENV)/.dev
 test: lint unit-runtime browser-deps
 	$(BIN)/python -m pytest --ignore=tests/unit
 	$(MAKE) test-clock
+
+browser: $(VENV)/.dev browser-deps
+	$(BIN)/python -m pytest tests/browser
 
 # tests/browser drive Debian's chromium through Playwright (never Playwright's own browser
 # download) and need a CJK font for the Chinese reviews on the page.
