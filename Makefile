@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-clock lint unit unit-runtime export-tests integration tiny-fixture bench model clean
+.PHONY: demo test test-clock browser browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,19 @@ integration: $(VENV)/.dev
 
 # Every test folder once: tests/unit without the export extra, the rest (tests/export,
 # tests/integration and any other folder under tests/) as they are.
-test: lint unit-runtime
+test: lint unit-runtime browser-deps
 	$(BIN)/python -m pytest --ignore=tests/unit
 	$(MAKE) test-clock
+
+browser: $(VENV)/.dev browser-deps
+	$(BIN)/python -m pytest tests/browser
+
+# tests/browser drive Debian's chromium through Playwright (never Playwright's own browser
+# download) and need a CJK font for the Chinese reviews on the page.
+browser-deps:
+	(command -v chromium >/dev/null && fc-list | grep -q "Noto Sans CJK") \
+		|| apt-get install -y -q chromium fonts-noto-cjk \
+		|| (apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk)
 
 # The tiny model package the unit tests load (tests/unit/conftest.py), rebuilt by the
 # export code; tests/export/test_tiny_fixture.py fails when the two drift apart.

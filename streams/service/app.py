@@ -6,6 +6,7 @@ nothing is created at import time and there is no module-level app.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ from streams.settings import Settings
 from streams.store import Store, open_store
 from streams.store.alerts import AlertStore
 from streams.web.api import register_views
+from streams.web.live import LiveFeed
+from streams.web.page import consumer_lag, register_page
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +166,7 @@ def build_worker(settings: Settings) -> Worker:
     if questions is not None:
         metrics.model_loaded("questions", questions.name, questions.version, scorer.device)
     metrics.watch_lag(lambda: faust_consumer_lag(app.consumer))
+    feed = LiveFeed()
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -182,6 +186,7 @@ def build_worker(settings: Settings) -> Worker:
         health=health,
         escalate_after=settings.retry.escalate_after,
         metrics=metrics,
+        on_stored=feed.stored,
     )
     kinds: tuple[tuple[Kind, str], ...] = (("review", t.reviews), ("question", t.questions))
     for kind, name in kinds:
@@ -206,9 +211,16 @@ def build_worker(settings: Settings) -> Worker:
     alert_store = AlertStore(store.backend, store.db)
     alert_counts: Counter[str] = Counter()
     if settings.alerts.enabled:
-        register_alerts(app, settings, scorer, alert_store, store_io, alert_counts, metrics)
+        register_alerts(app, settings, scorer, alert_store, store_io, alert_counts, metrics, feed)
     register_views(
         app, store, alert_store, stats, sink, health, api_io, settings.web, alert_counts, metrics
+    )
+    models = {"reviews": f"{scorer.package.name} {scorer.package.version}"}
+    if questions is not None:
+        models["questions"] = f"{questions.name} {questions.version}"
+    token = settings.web.token.get_secret_value() if settings.web.token else None
+    register_page(
+        app, feed, stats, sink, models, alert_counts, token, functools.partial(consumer_lag, app)
     )
     return Worker(app, store, stats, sink, (scoring, store_io, api_io))
 
@@ -221,6 +233,7 @@ def register_alerts(
     executor: ThreadPoolExecutor,
     counts: Counter[str],
     metrics: Metrics,
+    feed: LiveFeed,
 ) -> None:
     """Spike alerts on a timer, run by the consumer group's leader only."""
     package = scorer.package
@@ -230,18 +243,22 @@ def register_alerts(
     async def send(key: bytes | None, value: bytes) -> Any:
         return await topic.send(key=key, value=value)
 
-    notify = None
     url = settings.alerts.alertmanager_url
-    if url is not None:
-        repeat = settings.alerts.repeat_windows + 1
+    repeat = settings.alerts.repeat_windows + 1
 
-        async def notify(events: list[AlertEvent]) -> bool:
-            """Post to Alertmanager; a firing alert stays valid until a reminder is overdue."""
-            body = []
-            for e in events:
-                window_ms = e.window_end_ms - e.window_start_ms
-                body.append(alertmanager_alert(e, firing_valid_ms=repeat * window_ms))
-            return await post_alerts(url, body)
+    async def notify(events: list[AlertEvent]) -> bool:
+        """Tell the live page, then post to Alertmanager (when configured).
+
+        A firing alert stays valid in Alertmanager until a reminder is overdue.
+        """
+        feed.alerts(events)
+        if url is None:
+            return True
+        body = []
+        for e in events:
+            window_ms = e.window_end_ms - e.window_start_ms
+            body.append(alertmanager_alert(e, firing_valid_ms=repeat * window_ms))
+        return await post_alerts(url, body)
 
     publisher = AlertPublisher(monitor, send, executor, counts, notify, metrics)
     app.timer(settings.alerts.interval_s, on_leader=True, name="spike_alerts")(publisher.tick)

@@ -147,6 +147,7 @@ class BatchSink:
         health: Health,
         escalate_after: int = 5,
         metrics: Metrics | None = None,
+        on_stored: Callable[[Kind, Sequence[Enriched]], None] | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics if metrics is not None else Metrics()
@@ -158,6 +159,7 @@ class BatchSink:
         self.backoff = backoff
         self.escalate_after = escalate_after
         self.retries = 0
+        self.on_stored = on_stored  # told of each batch in the store (the live page)
 
     @property
     def store_ok(self) -> bool:
@@ -176,6 +178,9 @@ class BatchSink:
         outgoing += [_Letter(self.deadletter, d) for d in result.dead_letters]
         sent = await self._send(processor, outgoing)
         rejected = await self._store(kind, sent)
+        if self.on_stored is not None and sent:
+            dropped = {id(o) for o, _ in rejected}
+            self.on_stored(kind, [o.event for o in sent if id(o) not in dropped])
         if kind == "review" and sent:
             await self._retrying("store", lambda: self._progress(sent))
         if rejected:

@@ -24,7 +24,7 @@ from streams.events.enriched import (
     questions_table,
     reviews_table,
 )
-from streams.events.sentiment import NEGATIVE, SENTIMENT_LABELS, count_column
+from streams.events.sentiment import NEGATIVE, SENTIMENT_LABELS, count_column, prob_column
 from streams.settings import StoreSettings
 from streams.store import migrations
 from streams.store import windows as w
@@ -166,18 +166,110 @@ class Store:
         limit: int = 10,
         min_volume: int | None = None,
         now: datetime | None = None,
+        *,
+        order: str = "negative",
+        category: str | None = None,
     ) -> list[w.ProductWindow]:
-        """Top ``limit`` products by negative share over ``window`` (then volume).
+        """Top ``limit`` products over ``window``, by negative share or by its change.
 
+        ``order="change"`` ranks by the negative share's change against the
+        previous window (the worst movers; products new in this window last).
         Only products with at least ``min_volume`` reviews in the window rank
-        (default: settings.top_min_volume). ValueError for a window not configured.
+        (default: settings.top_min_volume); ``category`` keeps the products
+        with a review of that category in the two windows. ValueError for a
+        window not configured or an unknown order.
         """
         volume = self.settings.top_min_volume if min_volume is None else int(min_volume)
+        where, params = "1", None
+        if category is not None:
+            length = w.check_window(window, self.settings.windows)
+            since = w.span(length, now or datetime.now(UTC)).prev_start
+            where = (
+                f"product_id IN (SELECT product_id FROM {self.db}.review_facts "
+                f"WHERE category = {{category:String}} AND minute >= toDateTime({since}, 'UTC'))"
+            )
+            params = {"category": category}
         rows, s = self._window_pairs(
-            "product", window, now, having=f"cur_n >= {max(volume, 1)}", limit=limit
+            "product",
+            window,
+            now,
+            where=where,
+            having=f"cur_n >= {max(volume, 1)}",
+            limit=limit,
+            params=params,
+            order=order,
         )
         return [
             w.ProductWindow(product_id=str(r["key"]), **w.key_window(r, window, s)) for r in rows
+        ]
+
+    def sparklines(
+        self, product_ids: Sequence[str], window: str, now: datetime | None = None
+    ) -> dict[str, list[float | None]]:
+        """Each product's negative share per bucket of ``window`` (``spark_step``), oldest first."""
+        length = w.check_window(window, self.settings.windows)
+        s = w.span(length, now or datetime.now(UTC), w.spark_step(length))
+        ids = list(dict.fromkeys(product_ids))
+        if not ids:
+            return {}
+        params = {f"p{i}": product for i, product in enumerate(ids)}
+        rows = self.backend.query(w.spark_sql(self.db, s, len(ids)), params)
+        return w.spark_lines(rows, s, ids)
+
+    def ratings(self, product_id: str, window: str, now: datetime | None = None) -> dict[str, int]:
+        """Reviews of a product in ``window`` per star rating, ``"1"`` … ``"5"`` and ``"none"``."""
+        s = w.span(w.check_window(window, self.settings.windows), now or datetime.now(UTC))
+        rows = self.backend.query(
+            f"SELECT rating, count() AS n FROM {self.db}.reviews FINAL "
+            f"WHERE product_id = {{product_id:String}} AND {_raw_between(s)} GROUP BY rating",
+            {"product_id": product_id},
+        )
+        counts = {str(stars): 0 for stars in range(1, 6)} | {"none": 0}
+        for r in rows:
+            counts[str(r["rating"]) if int(r["rating"]) else "none"] = int(r["n"])
+        return counts
+
+    def reviews(
+        self,
+        product_id: str,
+        window: str,
+        label: str | None = None,
+        limit: int = 10,
+        now: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """A product's latest reviews in ``window`` (of one sentiment ``label``), newest first.
+
+        Each: ``event_id``, ``ts``, ``text``, ``rating`` (None when unrated),
+        ``label``, ``score`` (P(label)), ``p_negative``, ``model`` {name, version}.
+        """
+        s = w.span(w.check_window(window, self.settings.windows), now or datetime.now(UTC))
+        params = {"product_id": product_id}
+        where = f"product_id = {{product_id:String}} AND {_raw_between(s)}"
+        if label is not None:
+            if label not in SENTIMENT_LABELS:
+                allowed = ", ".join(SENTIMENT_LABELS)
+                raise ValueError(f"label must be one of {allowed}, not {label!r}")
+            where += " AND label = {label:String}"
+            params["label"] = label
+        rows = self.backend.query(
+            f"SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, text, rating, label, score, "
+            f"{prob_column(NEGATIVE)} AS p_negative, model_name, model_version "
+            f"FROM {self.db}.reviews FINAL WHERE {where} "
+            f"ORDER BY ts DESC, event_id LIMIT {int(limit)}",
+            params,
+        )
+        return [
+            {
+                "event_id": str(r["event_id"]),
+                "ts": w.iso_ms(int(r["ts_ms"])),
+                "text": str(r["text"]),
+                "rating": int(r["rating"]) or None,
+                "label": str(r["label"]),
+                "score": round(float(r["score"]), 6),
+                "p_negative": round(float(r["p_negative"]), 6),
+                "model": {"name": str(r["model_name"]), "version": str(r["model_version"])},
+            }
+            for r in rows
         ]
 
     def categories(
@@ -244,9 +336,10 @@ class Store:
         having: str = "1",
         limit: int = 1,
         params: Mapping[str, str] | None = None,
+        order: str = "negative",
     ) -> tuple[list[dict[str, Any]], w.Span]:
         s = w.span(w.check_window(window, self.settings.windows), now or datetime.now(UTC))
-        sql = w.window_pair_sql(self.db, kind, s, where, having, limit)
+        sql = w.window_pair_sql(self.db, kind, s, where, having, limit, order)
         return self.backend.query(sql, params), s
 
     def series(
@@ -269,3 +362,8 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _raw_between(s: w.Span) -> str:
+    """The raw tables' rows with ``ts`` in the window of ``s``."""
+    return f"ts >= toDateTime64({s.start}, 3, 'UTC') AND ts < toDateTime64({s.end}, 3, 'UTC')"

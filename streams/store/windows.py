@@ -9,6 +9,7 @@ is the mean over reviews of P(positive) − P(negative), in [−1, 1].
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -33,9 +34,18 @@ WHERE {time_col} >= toDateTime({prev_start}, 'UTC') AND {time_col} < toDateTime(
   AND {where}
 GROUP BY key
 HAVING {having}
-ORDER BY cur_{negatives} / greatest(cur_n, 1) DESC, cur_n DESC, key
+ORDER BY {order}, cur_n DESC, key
 LIMIT {limit}
 """
+
+# How a window-pair query ranks its keys: by negative share, or by its change
+# against the previous window (keys without reviews in it rank last).
+_NEG = count_column(NEGATIVE)
+ORDERS = {
+    "negative": f"cur_{_NEG} / greatest(cur_n, 1) DESC",
+    "change": f"prev_n > 0 DESC, "
+    f"cur_{_NEG} / greatest(cur_n, 1) - prev_{_NEG} / greatest(prev_n, 1) DESC",
+}
 
 SERIES_SQL = """
 SELECT toUInt32(toStartOfInterval({time_col}, INTERVAL {step} SECOND)) AS bucket, {measures}
@@ -45,6 +55,21 @@ WHERE product_id = {{product_id:String}}
 GROUP BY bucket
 ORDER BY bucket
 """
+
+# Reviews and negatives per (product, bucket), for the sparklines of a ranked list.
+SPARK_SQL = """
+SELECT product_id, toUInt32(toStartOfInterval({time_col}, INTERVAL {step} SECOND)) AS bucket,
+       sum(n) AS n, sum(n_negative) AS negative
+FROM {db}.{table} FINAL
+WHERE product_id IN ({ids})
+  AND {time_col} >= toDateTime({start}, 'UTC') AND {time_col} < toDateTime({end}, 'UTC')
+GROUP BY product_id, bucket
+"""
+
+# Candidate sparkline buckets, finest first: the first that cuts a window in at most
+# SPARK_POINTS buckets (and divides it) is used.
+SPARK_STEPS = ("1m", "5m", "15m", "1h", "3h", "6h", "1d")
+SPARK_POINTS = 30
 
 
 # Each sentiment label's share of the reviews, in SENTIMENT_LABELS order.
@@ -126,8 +151,12 @@ def check_bucket(bucket: str, window: timedelta) -> timedelta:
     return step
 
 
-def window_pair_sql(db: str, kind: str, s: Span, where: str, having: str, limit: int) -> str:
-    """Current and previous window measures per product or category (``kind``)."""
+def window_pair_sql(
+    db: str, kind: str, s: Span, where: str, having: str, limit: int, order: str = "negative"
+) -> str:
+    """Current and previous window measures per product or category (``kind``), ranked."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     t = s.table_suffix
     current = ", ".join(
         _measure(f"sumIf({m}, {t} >= toDateTime({s.start}, 'UTC'))", f"cur_{m}") for m in MEASURES
@@ -147,7 +176,7 @@ def window_pair_sql(db: str, kind: str, s: Span, where: str, having: str, limit:
         where=where,
         having=having,
         limit=int(limit),
-        negatives=count_column(NEGATIVE),
+        order=ORDERS[order],
     )
 
 
@@ -165,6 +194,60 @@ def series_sql(db: str, s: Span) -> str:
     )
 
 
+def spark_step(window: timedelta) -> timedelta:
+    """The sparkline bucket of a window: the finest that gives at most SPARK_POINTS points."""
+    for text in SPARK_STEPS:
+        step = parse_duration(text)
+        if window % step == timedelta(0) and window // step <= SPARK_POINTS:
+            return step
+    return window
+
+
+def spark_sql(db: str, s: Span, count: int) -> str:
+    """Per product and bucket of ``s``, for the products in parameters ``p0`` … ``p{count-1}``."""
+    t = s.table_suffix
+    ids = ", ".join(f"{{p{i}:String}}" for i in range(count))
+    return SPARK_SQL.format(
+        db=db, table=f"product_{t}", time_col=t, step=s.step, ids=ids, start=s.start, end=s.end
+    )
+
+
+def spark_lines(
+    rows: list[dict[str, Any]], s: Span, product_ids: list[str]
+) -> dict[str, list[float | None]]:
+    """Each product's negative share per bucket of ``s``; None where a bucket has no reviews."""
+    cells = {(str(r["product_id"]), int(r["bucket"])): r for r in rows}
+    out: dict[str, list[float | None]] = {}
+    for product in product_ids:
+        line: list[float | None] = []
+        for bucket in range(s.start, s.end, s.step):
+            row = cells.get((product, bucket))
+            n = int(row["n"]) if row else 0
+            line.append(round(int(row["negative"]) / n, 6) if row and n else None)
+        out[product] = line
+    return out
+
+
+def baseline_band(
+    share: float | None, points: list[SeriesPoint], z: float = 1.96
+) -> list[tuple[float, float] | None]:
+    """Where each bucket's negative share falls ~95% of the time if it kept ``share``.
+
+    The binomial spread of a bucket of n reviews around the baseline share
+    (normal approximation, clipped to [0, 1]); None for an empty bucket or
+    without a baseline. A point outside its band moved against the baseline.
+    """
+    band: list[tuple[float, float] | None] = []
+    for point in points:
+        n = point["volume"]
+        if share is None or n == 0:
+            band.append(None)
+            continue
+        half = z * math.sqrt(share * (1 - share) / n)
+        band.append((round(max(0.0, share - half), 6), round(min(1.0, share + half), 6)))
+    return band
+
+
 def _measure(expr: str, alias: str) -> str:
     # Decimal sums leave as Float64, so both backends return plain numbers.
     if alias.endswith("sentiment_sum"):
@@ -174,6 +257,12 @@ def _measure(expr: str, alias: str) -> str:
 
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as ``2026-11-28T10:00:00.250Z``."""
+    when = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _shares(row: dict[str, Any], prefix: str, n: int) -> Shares:

@@ -24,6 +24,7 @@ from typing import Any
 import faust
 
 from streams.durations import parse_duration
+from streams.events.sentiment import NEGATIVE
 from streams.service.health import Health
 from streams.service.metrics import CONTENT_TYPE, Metrics
 from streams.service.pipeline import Stats
@@ -31,6 +32,7 @@ from streams.service.sink import BatchSink
 from streams.settings import WebSettings
 from streams.store import Store
 from streams.store.alerts import AlertStore
+from streams.store.windows import baseline_band
 
 DEFAULT_WINDOW = "1h"
 MAX_LIMIT = 1000
@@ -62,31 +64,70 @@ def authorized(token: str | None, header: str | None) -> bool:
 
 
 def products_reply(store: Store, query: Mapping[str, str]) -> Reply:
-    """``/api/products?window=1h&limit=10[&min_volume=N]``: most negative products first."""
+    """``/api/products?window=1h&limit=10[&min_volume=N][&order=change][&category=C][&spark=1]``.
+
+    Most negative products first, or with ``order=change`` the worst movers
+    (negative share against the previous window); ``spark=1`` adds each
+    product's negative share per bucket of the window (``sparklines``).
+    """
     window = query.get("window", DEFAULT_WINDOW)
     try:
         min_volume = query.get("min_volume")
         if min_volume is not None and not min_volume.isdigit():
             raise ValueError(f"min_volume must be a non-negative integer, not {min_volume!r}")
         rows = store.products(
-            window, _limit(query), None if min_volume is None else int(min_volume)
+            window,
+            _limit(query),
+            None if min_volume is None else int(min_volume),
+            order=query.get("order", "negative"),
+            category=query.get("category") or None,
         )
+        body: dict[str, Any] = {"window": window, "products": rows}
+        if query.get("spark") == "1":
+            body["sparklines"] = store.sparklines([r["product_id"] for r in rows], window)
     except ValueError as exc:
         return 400, {"error": str(exc)}
-    return 200, {"window": window, "products": rows}
+    return 200, body
 
 
 def product_reply(store: Store, product_id: str, query: Mapping[str, str]) -> Reply:
-    """``/api/products/{id}?window=24h[&bucket=1h]``: the product, its change and a series."""
+    """``/api/products/{id}?window=24h[&bucket=1h]``: the product, its change and a series.
+
+    Also its reviews per star rating in the window (``ratings``) and its
+    baseline, the previous window's negative share, with each point's band
+    (:func:`~streams.store.windows.baseline_band`).
+    """
     window = query.get("window", DEFAULT_WINDOW)
     try:
         found = store.product(product_id, window)
-        series = store.series(product_id, window, query.get("bucket")) if found else []
+        if found is None:
+            return 404, {"error": f"no reviews of product {product_id!r}"}
+        series = store.series(product_id, window, query.get("bucket"))
+        ratings = store.ratings(product_id, window)
     except ValueError as exc:
         return 400, {"error": str(exc)}
-    if found is None:
-        return 404, {"error": f"no reviews of product {product_id!r}"}
-    return 200, {**found, "series": series}
+    previous = found["previous"]
+    share = previous["shares"][NEGATIVE] if previous["volume"] else None
+    baseline = {
+        "negative_share": share,
+        "volume": previous["volume"],
+        "band": baseline_band(share, series),
+    }
+    return 200, {**found, "series": series, "ratings": ratings, "baseline": baseline}
+
+
+def product_reviews_reply(store: Store, product_id: str, query: Mapping[str, str]) -> Reply:
+    """``/api/products/{id}/reviews?window=24h[&label=negative]&limit=10``: newest first."""
+    try:
+        rows = store.reviews(
+            product_id,
+            query.get("window", DEFAULT_WINDOW),
+            query.get("label"),
+            _limit(query),
+        )
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"product_id": product_id, "reviews": rows}
 
 
 def product_questions_reply(store: Store, product_id: str, query: Mapping[str, str]) -> Reply:
@@ -217,6 +258,7 @@ def register_views(
     product_view = api(product_reply)
     categories_view = api(categories_reply)
     product_questions_view = api(product_questions_reply)
+    product_reviews_view = api(product_reviews_reply)
     alerts_view = api(alerts_reply, alert_store)
     product_alerts_view = api(product_alerts_reply, alert_store)
 
@@ -247,3 +289,7 @@ def register_views(
     @app.page("/api/products/{product_id}/questions")
     async def product_questions(web: Any, request: Any, product_id: str) -> Any:
         return await product_questions_view(web, request, product_id)
+
+    @app.page("/api/products/{product_id}/reviews")
+    async def product_reviews(web: Any, request: Any, product_id: str) -> Any:
+        return await product_reviews_view(web, request, product_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -320,3 +320,17 @@ def test_kafka_refusing_the_worker_is_raised_without_retrying(harness: Harness) 
         harness.deliver(harness.result(REVIEWS))
     assert not [e for e in harness.journal if e[0] == "store"]
     assert harness.sink.retries == 0
+
+
+def test_the_live_feed_is_told_of_stored_events_only(harness: Harness) -> None:
+    def told(kind: str, events: Sequence[Enriched]) -> None:
+        harness.journal.append(("told", kind, *(e.input.event_id for e in events)))
+
+    harness.sink.on_stored = told
+    harness.store.fail = lambda events: (
+        StoreRejected("no") if any(e.input.event_id == "e1" for e in events) else None
+    )
+    harness.deliver(harness.result(REVIEWS))
+    (told_at,) = [i for i, e in enumerate(harness.journal) if e[0] == "told"]
+    assert harness.journal[told_at] == ("told", "review", "e0", "e3")  # not the rejected e1
+    assert told_at > max(i for i, e in enumerate(harness.journal) if e[0] == "store")
