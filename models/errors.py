@@ -19,8 +19,9 @@ class ModelPackageError(ModelError):
 
     Raised by :func:`models.package.load_package`, by
     :func:`models.runtime.create_session` when onnxruntime cannot load the
-    model, and by :meth:`models.scorer.Scores.top` for a package without a
-    classification head.
+    model, by :meth:`models.scorer.Scores.top` for a package without a
+    classification head, and by :func:`models.knowledge.parse_kb` and
+    :func:`models.knowledge.embed_kb` for a knowledge-base file that cannot be used.
     """
 
 

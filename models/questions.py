@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -261,6 +261,16 @@ class QuestionModel:
             [index.get(e.intent, -1) if e.intent else -1 for e in faq.entries], dtype=np.int64
         )
 
+    def with_faq(self, faq: FaqIndex) -> QuestionModel:
+        """This head and these thresholds over another knowledge base."""
+        return QuestionModel(
+            self.head,
+            faq,
+            answer_threshold=self.answer_threshold,
+            answer_gate=self.answer_gate,
+            intent_weight=self.intent_weight,
+        )
+
     def entry_scores(
         self,
         embeddings: Any,
@@ -336,6 +346,10 @@ class QuestionPackage:
     encoder: EncoderRef
     model: QuestionModel
     manifest: dict[str, Any]
+
+    def with_faq(self, faq: FaqIndex) -> QuestionPackage:
+        """This package answering from another knowledge base."""
+        return replace(self, model=self.model.with_faq(faq))
 
 
 def _verify(root: Path, manifest: Mapping[str, Any]) -> None:

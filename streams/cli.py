@@ -72,17 +72,19 @@ def replay(
 @click.pass_context
 def score(ctx: click.Context, file: Any, kind: str) -> None:
     """Score a JSONL FILE (or stdin) offline: one enriched JSON line per input line."""
-    from streams.service.app import load_questions, load_scorer
+    from streams.service.app import load_knowledge_base, load_questions, load_scorer
     from streams.service.pipeline import BatchProcessor
     from streams.tools.score import score_lines
 
     settings = _settings(ctx)
     scorer = load_scorer(settings)
+    questions = load_questions(settings, scorer) if kind == "question" else None
+    knowledge = load_knowledge_base(settings, questions, scorer)
     processor = BatchProcessor(
         kind,  # type: ignore[arg-type]
         scorer,
         limits=settings.input.limits(),
-        questions=load_questions(settings, scorer) if kind == "question" else None,
+        questions=knowledge.package if knowledge is not None else questions,
     )
     out = sys.stdout.buffer
     for line in score_lines(file, processor, batch_size=settings.batch.max_size):

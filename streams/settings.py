@@ -153,6 +153,14 @@ class QuestionSettings(BaseModel):
         "it was built on, and the worker refuses to start on any other",
     )
     verify_hash: bool = True
+    knowledge_base: Path | None = Field(
+        None,
+        description="FAQ file (YAML, or JSON like the package's kb.json) replacing the "
+        "package's knowledge base; embedded at start and reloaded when its content changes",
+    )
+    reload_s: float = Field(
+        10.0, gt=0, description="how often the worker checks the knowledge_base file"
+    )
 
 
 class StoreSettings(BaseModel):

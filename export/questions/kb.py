@@ -1,18 +1,7 @@
 """FAQ knowledge bases: the file format, the project's Chinese KB and the English KB from Bitext.
 
-A KB file is YAML::
-
-    format: 1
-    language: zh            # default language of the entries
-    source: ...             # provenance
-    entries:
-      - id: zh-cancel_order          # unique
-        intent: cancel_order         # optional: one of the 27 intents
-        category: ORDER              # optional
-        scope: {product: ..., category: ...}   # optional: where the answer applies
-        language: zh                 # optional, overrides the file's
-        questions: [如何取消订单？, ...]        # one or more
-        answer: ...
+A KB file is YAML in the format :mod:`models.knowledge` documents and reads (the worker
+reads the same files at runtime).
 
 The English KB is built from the Bitext file: one entry per intent, its questions are the
 first :data:`EN_KB_QUESTIONS` *train-split* utterances of that intent by sha1 order (never a
@@ -34,8 +23,9 @@ import yaml  # type: ignore[import-untyped]
 
 from export.errors import ExportError
 from export.questions.data import PROJECT_DATA, bitext_rows, bitext_split
+from models.errors import ModelPackageError
+from models.knowledge import KB_FORMAT, read_kb
 
-KB_FORMAT: Final = 1
 EN_KB_QUESTIONS: Final = 8
 ZH_KB_FILE: Final = "kb_zh.yaml"
 
@@ -156,45 +146,15 @@ def english_kb(data_dir: Path, questions_per_entry: int = EN_KB_QUESTIONS) -> li
 
 
 def load_kb(path: Path) -> list[KbEntry]:
-    """Read and validate a KB YAML file."""
+    """Read and validate a KB YAML file (the runtime's reader, :func:`models.knowledge.read_kb`)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ExportError(f"{path}: cannot read the KB: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != KB_FORMAT:
-        raise ExportError(f"{path}: expected a mapping with format: {KB_FORMAT}")
-    default_lang = str(doc.get("language", ""))
-    entries = []
-    for raw in doc.get("entries") or ():
-        try:
-            questions = tuple(str(q).strip() for q in raw["questions"])
-            entry = KbEntry(
-                id=str(raw["id"]),
-                language=str(raw.get("language", default_lang)),
-                questions=questions,
-                answer=str(raw["answer"]).strip(),
-                intent=str(raw["intent"]) if raw.get("intent") else None,
-                category=str(raw["category"]) if raw.get("category") else None,
-                scope={str(k): str(v) for k, v in (raw.get("scope") or {}).items()},
-            )
-        except (KeyError, TypeError) as exc:
-            raise ExportError(f"{path}: bad entry {raw!r}: {exc}") from exc
-        if not entry.questions or not all(entry.questions) or not entry.answer:
-            raise ExportError(f"{path}: entry {entry.id} needs questions and an answer")
-        if not entry.language:
-            raise ExportError(f"{path}: entry {entry.id} has no language")
-        entries.append(entry)
-    check_ids(entries)
-    return entries
-
-
-def check_ids(entries: list[KbEntry]) -> None:
-    """Entry ids are unique."""
-    seen: set[str] = set()
-    for e in entries:
-        if e.id in seen:
-            raise ExportError(f"duplicate KB entry id {e.id!r}")
-        seen.add(e.id)
+        entries = read_kb(path)
+    except ModelPackageError as exc:
+        raise ExportError(str(exc)) from exc
+    return [
+        KbEntry(e.id, e.language, e.questions, e.answer, e.intent, e.category, dict(e.scope or {}))
+        for e in entries
+    ]
 
 
 def chinese_kb(project_dir: Path = PROJECT_DATA) -> list[KbEntry]:

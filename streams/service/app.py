@@ -6,6 +6,7 @@ nothing is created at import time and there is no module-level app.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections import Counter
@@ -17,7 +18,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from models.errors import ModelError
-from models.questions import QuestionPackage, check_encoder, load_question_package
+from models.questions import KB_FILE, QuestionPackage, check_encoder, load_question_package
 from models.runtime import open_scorer
 from models.scorer import Scorer
 from streams.alerts import AlertEvent
@@ -26,6 +27,7 @@ from streams.service.agents import register_agent
 from streams.service.alerting import AlertMonitor, AlertPublisher
 from streams.service.health import Health
 from streams.service.kafka_config import faust_credentials
+from streams.service.knowledge import KnowledgeBase
 from streams.service.metrics import Metrics, faust_consumer_lag
 from streams.service.pipeline import BatchProcessor, Kind, Stats
 from streams.service.sink import Backoff, BatchSink, ProducerTopic
@@ -75,6 +77,51 @@ def load_questions(settings: Settings, scorer: Scorer) -> QuestionPackage | None
         "question model %s %s on encoder %s", package.name, package.version, scorer.package.name
     )
     return package
+
+
+def load_knowledge_base(
+    settings: Settings,
+    package: QuestionPackage | None,
+    scorer: Scorer,
+    metrics: Metrics | None = None,
+) -> KnowledgeBase | None:
+    """The KB file named in settings, embedded into ``package``; None when none is named.
+
+    Refused (ModelError, the worker does not start) when the file cannot be used.
+    """
+    path = settings.questions.knowledge_base
+    if package is None or path is None:
+        return None
+    try:
+        return KnowledgeBase(path, package, scorer, metrics)
+    except ModelError as exc:
+        raise type(exc)(
+            f"knowledge base {exc} (REVIEWPULSE_QUESTIONS__KNOWLEDGE_BASE; fix the file, or "
+            f"unset it to answer from the package's own knowledge base)"
+        ) from exc
+
+
+def register_knowledge_reload(
+    app: faust.App,
+    knowledge: KnowledgeBase,
+    processor: BatchProcessor,
+    executor: ThreadPoolExecutor,
+    interval_s: float,
+) -> None:
+    """Check the KB file on a timer, on every worker (each one answers from its own copy).
+
+    The check, the embedding and the swap run on the scoring thread, between batches.
+    """
+
+    def reload() -> None:
+        package = knowledge.check()
+        if package is not None:
+            processor.use_questions(package)
+
+    async def tick() -> None:
+        await asyncio.get_running_loop().run_in_executor(executor, reload)
+
+    app.timer(interval_s, on_leader=False, name="knowledge_base_reload")(tick)
 
 
 @dataclass
@@ -150,7 +197,17 @@ def build_worker(settings: Settings) -> Worker:
         min_insync_replicas=t.min_insync_replicas,
     )
     scorer = load_scorer(settings)
+    metrics = Metrics(CollectorRegistry())
     questions = load_questions(settings, scorer)
+    knowledge = load_knowledge_base(settings, questions, scorer, metrics)
+    if knowledge is not None:
+        questions = knowledge.package
+    elif questions is not None:
+        metrics.knowledge_base_live(
+            str(questions.root / KB_FILE),
+            str(questions.manifest.get("sha256", {}).get(KB_FILE, "")),
+            len(questions.model.faq.entries),
+        )
     store = open_store(settings.store)
     app = create_app(settings)
     # One scoring thread (onnxruntime runs its own intra-op threads) and one store
@@ -161,7 +218,6 @@ def build_worker(settings: Settings) -> Worker:
     api_io = ThreadPoolExecutor(max_workers=settings.web.api_threads, thread_name_prefix="api")
     stats = Stats()
     health = Health()
-    metrics = Metrics(CollectorRegistry())
     metrics.model_loaded("sentiment", scorer.package.name, scorer.package.version, scorer.device)
     if questions is not None:
         metrics.model_loaded("questions", questions.name, questions.version, scorer.device)
@@ -198,6 +254,10 @@ def build_worker(settings: Settings) -> Worker:
             questions=questions,
             metrics=metrics,
         )
+        if kind == "question" and knowledge is not None:
+            register_knowledge_reload(
+                app, knowledge, processor, scoring, settings.questions.reload_s
+            )
         register_agent(
             app,
             raw_topic(name),

@@ -127,6 +127,16 @@ class Metrics:
         self.model = Info(
             f"{PREFIX}_model", "The model packages loaded, by role", ["role"], registry=r
         )
+        self.knowledge_base = Info(
+            f"{PREFIX}_knowledge_base",
+            "The FAQ knowledge base questions are answered from (file, sha256, entries)",
+            registry=r,
+        )
+        self.knowledge_base_refused = Counter(
+            f"{PREFIX}_knowledge_base_refused",
+            "Changed knowledge-base files that could not be used (the old one stayed live)",
+            registry=r,
+        )
         self._lag = _LagCollector()
         r.register(self._lag)
 
@@ -152,6 +162,9 @@ class Metrics:
 
     def model_loaded(self, role: str, name: str, version: str, device: str) -> None:
         self.model.labels(role).info({"name": name, "version": version, "device": device})
+
+    def knowledge_base_live(self, path: str, sha256: str, entries: int) -> None:
+        self.knowledge_base.info({"path": path, "sha256": sha256, "entries": str(entries)})
 
     def exposition(self) -> bytes:
         """Every instrument in Prometheus's text format (:data:`CONTENT_TYPE`)."""

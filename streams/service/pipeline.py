@@ -109,6 +109,16 @@ class BatchProcessor:
             check_encoder(self.questions, package)
             self.question_model = ModelRef(self.questions.name, self.questions.version)
 
+    def use_questions(self, questions: QuestionPackage) -> None:
+        """Answer from ``questions`` (the same package, another knowledge base) from the next
+        batch on: one reference assignment, and a batch reads it once, so it is scored with
+        either the old or the new package, never a mix. Call it from the scoring thread.
+        """
+        if self.questions is None or questions.name != self.questions.name:
+            raise ValueError("use_questions swaps the knowledge base of the package in use")
+        check_encoder(questions, self.scorer.package)
+        self.questions = questions
+
     def process(self, batch: Sequence[RawRecord]) -> BatchResult:
         """One enriched event or one dead letter per input record; never raises."""
         self.metrics.consumed.labels(self.kind).inc(len(batch))

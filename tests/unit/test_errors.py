@@ -57,6 +57,8 @@ RAISED_BY: dict[str, list[str]] = {
         "tests/unit/test_manifest_digest.py::test_a_manifest_without_its_digest_is_a_package_error",
         "tests/unit/test_errors.py::test_a_model_onnxruntime_cannot_load_is_a_package_error",
         "tests/unit/test_errors.py::test_a_top_label_needs_a_classification_head",
+        "tests/unit/test_knowledge.py::"
+        "test_a_kb_file_it_cannot_use_is_refused_naming_the_file_and_entry",
     ],
     "ModelLabelsError": [
         "tests/unit/test_labels.py::test_a_review_model_with_other_labels_is_refused",
