@@ -29,34 +29,10 @@ from streams.service.metrics import Metrics
 from streams.service.pipeline import BatchProcessor, RawRecord
 from streams.settings import DEFAULT_MODEL, DEFAULT_QUESTION_MODEL, QuestionSettings, Settings
 from tests.clock import day_at
+from tests.faq import CANCEL, kb_yaml
 
 NOW = int(day_at(10).timestamp() * 1000)
-CANCEL = "How do I cancel my order?"
 PROJECT_KB = Path(__file__).resolve().parents[2] / "export" / "questions" / "data" / "kb_zh.yaml"
-
-
-def kb_yaml(cancel_id: str, answer: str = "Open 'My orders' and press Cancel.") -> str:
-    return f"""\
-format: 1
-language: en
-entries:
-  - id: {cancel_id}
-    intent: cancel_order
-    questions:
-      - How can I cancel an order?
-      - I want to cancel my purchase
-    answer: {answer}
-  - id: refund
-    intent: get_refund
-    questions:
-      - How do I get a refund?
-    answer: Refunds reach your card within 5 days.
-  - id: zh-refund
-    language: zh
-    intent: get_refund
-    questions: [我要退款]
-    answer: 退款会在5天内退回原支付账户。
-"""
 
 
 @pytest.fixture(scope="module")
