@@ -73,7 +73,10 @@ class KnowledgeBase:
             self._refuse(str(exc), str(exc))
             return None
         digest = hashlib.sha256(data).hexdigest()
-        if digest in (self.live.sha256, self._refused):
+        if digest == self.live.sha256:
+            self._refused = None  # back to the live content: a broken one is news again
+            return None
+        if digest == self._refused:
             return None
         try:
             package, live = self._load(data, digest)

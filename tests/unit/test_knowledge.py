@@ -241,6 +241,11 @@ def test_a_broken_file_keeps_the_old_kb_logs_why_and_is_not_retried(
         assert "still answering from" in record.getMessage()
         assert kb.live == old
     assert metrics.registry.get_sample_value(refused) == 3.0
+    path.write_text(kb_yaml("old-cancel"), encoding="utf-8")  # back to the live content
+    assert kb.check() is None
+    path.write_text(broken, encoding="utf-8")  # and broken again: said again
+    assert kb.check() is None
+    assert metrics.registry.get_sample_value(refused) == 4.0
     assert counting.texts == embedded  # each one was refused before the encoder
     path.unlink()
     caplog.clear()
@@ -256,6 +261,30 @@ def test_a_broken_file_keeps_the_old_kb_logs_why_and_is_not_retried(
     assert package is not None
     processor.use_questions(package)
     assert answer_ids(processor, [CANCEL]) == ["fixed-cancel"]
+
+
+def test_an_encoder_failure_keeps_the_old_kb_and_is_not_retried(
+    tmp_path: Path, scorer: Scorer, questions: QuestionPackage, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "faq.yaml"
+    path.write_text(kb_yaml("old-cancel"), encoding="utf-8")
+
+    class DiesLater(Counting):
+        def score(self, texts: Sequence[str], prefix: str | None = None) -> Scores:
+            if self.texts:
+                raise RuntimeError("ort died")
+            return super().score(texts, prefix)
+
+    dies: Any = DiesLater(scorer)
+    kb = KnowledgeBase(path, questions, dies)
+    old = kb.live
+    path.write_text(kb_yaml("new-cancel"), encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="streams.service.knowledge"):
+        assert kb.check() is None
+        assert kb.check() is None
+    errors = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(errors) == 1 and "RuntimeError: ort died" in errors[0]
+    assert kb.live == old
 
 
 def test_unchanged_content_is_not_embedded_again(
