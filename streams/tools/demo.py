@@ -24,9 +24,13 @@ from types import FrameType
 from typing import Any
 
 import click
+import orjson
+from confluent_kafka import Consumer
 
 from streams.errors import WorkerExited, WorkerTimeout
-from streams.settings import REPO_ROOT, Settings
+from streams.events.sentiment import NEGATIVE
+from streams.service.kafka_config import client_config
+from streams.settings import REPO_ROOT, KafkaSecuritySettings, Settings
 from streams.tools.demo_feed import ALERTS, Line, alert_env, history, iso, live_cycle, parse_lines
 from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.localkafka import LocalKafka
@@ -116,8 +120,8 @@ def _send_history(
     lines: list[Line],
     seed: int,
     timeout_s: float,
-) -> int:
-    """Send the history, wait until the store holds it, print the table; how many were sent."""
+) -> dict[str, Any]:
+    """Send the history, wait until the store holds it, print the table; the worker's metrics."""
     now_ms = int(time.time() * 1000)
     records = history(lines, now_ms, HISTORY_DAYS, seed)
     started = time.monotonic()
@@ -129,14 +133,47 @@ def _send_history(
         settled = worker.processed() >= len(records) and worker.settled()
         return worker.metrics() if settled else None
 
-    metrics = worker.wait_until(done, timeout_s, "done")
+    metrics: dict[str, Any] = worker.wait_until(done, timeout_s, "done")
     seconds = time.monotonic() - started
     # seen twice: an empty answer just after the store held every event (cause unknown)
     products = worker.wait_until(
         lambda: worker.get("/api/health?limit=15")["products"], 30, "answering /api/health"
     )
     _print_summary(products, metrics, seconds)
-    return len(records)
+    return metrics
+
+
+def _scored_negative(ns: Namespace, reviews: int, timeout_s: float) -> frozenset[str]:
+    """Event ids of the history's reviews that the worker's model labelled negative.
+
+    Read back from the enriched topic (``reviews`` of them): the spikes reuse
+    exactly these texts, so the detector counts every spike review as negative.
+    """
+    consumer = Consumer(
+        {
+            **client_config(ns.bootstrap, KafkaSecuritySettings()),
+            "group.id": f"{ns.name}-demo",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([ns.topic("reviews.enriched")])
+    negative: set[str] = set()
+    seen, deadline = 0, time.monotonic() + timeout_s
+    try:
+        while seen < reviews and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() or (value := msg.value()) is None:
+                continue
+            seen += 1
+            event = orjson.loads(value)
+            if event["sentiment"]["label"] == NEGATIVE:
+                negative.add(event["event_id"])
+    finally:
+        consumer.close()
+    if seen < reviews:
+        raise WorkerTimeout(f"{seen} of {reviews} enriched reviews read back in {timeout_s:.0f}s")
+    return frozenset(negative)
 
 
 def _stream_live(
@@ -148,10 +185,12 @@ def _stream_live(
     seed: int,
     clock: Clock,
     sent: int,
+    negative: frozenset[str],
 ) -> None:
     """Cycle after cycle until interrupted; prints each spike planned and each alert seen.
 
-    ``sent``: events sent before (the history), to tell how far the worker lags.
+    ``sent``: events sent before (the history), to tell how far the worker lags;
+    ``negative``: the reviews the spikes reuse.
     """
     window_ms = min(ALERTS.window_lengths_ms().values())
     watch = AlertWatch(worker)
@@ -160,7 +199,14 @@ def _stream_live(
     for index in count():
         cycle_ms = start_ms + round(index * CYCLE_S * 1000)
         spike, records = live_cycle(
-            lines, index, cycle_ms, rate=rate, cycle_s=CYCLE_S, window_ms=window_ms, seed=seed
+            lines,
+            index,
+            cycle_ms,
+            rate=rate,
+            cycle_s=CYCLE_S,
+            window_ms=window_ms,
+            seed=seed,
+            negative=negative,
         )
         clock.echo(
             f"live cycle {index}: {len(records)} events at {rate:g}/s; "
@@ -226,10 +272,12 @@ def run_demo(
         worker.wait_ready()
         clock.echo(f"sending the sample as {HISTORY_DAYS:g} day of history …")
         sender = Sender(ns.bootstrap)
-        sent = _send_history(worker, ns, sender, lines, seed, timeout_s)
+        metrics = _send_history(worker, ns, sender, lines, seed, timeout_s)
         if not once:
+            negative = _scored_negative(ns, metrics["processed"]["review"], timeout_s)
             click.echo()
-            _stream_live(worker, ns, sender, lines, rate, seed, clock, sent)
+            clock.echo(f"the spikes reuse the {len(negative)} reviews the model scored negative")
+            _stream_live(worker, ns, sender, lines, rate, seed, clock, len(lines), negative)
     except KeyboardInterrupt:
         click.echo()
         clock.echo("stopping the worker and Kafka …")
@@ -238,7 +286,9 @@ def run_demo(
     finally:
         for s in handlers:  # a second Ctrl-C must not cut the shutdown short
             signal.signal(s, signal.SIG_IGN)
-        sender = None  # the producer goes before the broker (no reconnect noise)
+        if sender is not None:
+            sender.drain(5)
+            sender = None  # the producer goes before the broker (no reconnect noise)
         if worker is not None:
             worker.stop(timeout_s=30)
         broker.stop()

@@ -9,7 +9,8 @@ Two phases, both pure functions of the sample, a seed and a ``now`` passed in:
   second with event times from the cycle's start (the wall clock when the demo
   runs it, so the API's rolling windows see it arrive). The sample goes round in
   a seeded order, copies under new event ids; in each cycle one product (taking
-  turns) gets a burst of the sample's real negative reviews (1–2 stars) inside
+  turns) gets a burst of real sample reviews that the model scored negative
+  (the caller says which: the demo reads the worker's enriched history) inside
   one alert window, which makes that window a spike.
 
 Lines that are not JSON objects go out as they are (they become dead letters,
@@ -134,11 +135,6 @@ def products(lines: list[Line]) -> list[str]:
     return sorted(counts, key=lambda p: (-counts[p], p))
 
 
-def _negative(event: dict[str, Any]) -> bool:
-    rating, text = event.get("rating"), event.get("text")
-    return isinstance(rating, int) and 1 <= rating <= 2 and isinstance(text, str) and bool(text)
-
-
 def plan_spike(
     lines: list[Line], index: int, start_ms: int, rate: float, window_ms: int, seed: int
 ) -> Spike:
@@ -157,17 +153,24 @@ def plan_spike(
     return Spike(product, max(20, round(usual / 2)), end - window_ms, end)
 
 
-def _spike_events(lines: list[Line], spike: Spike, rng: random.Random) -> list[dict[str, Any]]:
-    """``spike.count`` real negative reviews, the product's category first, then any."""
+def _spike_events(
+    lines: list[Line], spike: Spike, negative: frozenset[str], rng: random.Random
+) -> list[dict[str, Any]]:
+    """``spike.count`` of the ``negative`` reviews, the product's category first, then any."""
     category = _category(lines, spike.product_id)
-    reviews = [ln.event for ln in lines if ln.topic == "reviews" and ln.event is not None]
-    negative = [e for e in reviews if _negative(e)]
-    same = [e for e in negative if e.get("category") == category]
-    other = [e for e in negative if e.get("category") != category]
+    pool = [
+        ln.event
+        for ln in lines
+        if ln.topic == "reviews" and ln.event and ln.event.get("event_id") in negative
+    ]
+    if not pool:
+        raise ValueError("no sample review is among the negative ones")
+    same = [e for e in pool if e.get("category") == category]
+    other = [e for e in pool if e.get("category") != category]
     rng.shuffle(same)
     rng.shuffle(other)
-    pool = same + other
-    return [pool[i % len(pool)] for i in range(spike.count)]
+    ordered = same + other
+    return [ordered[i % len(ordered)] for i in range(spike.count)]
 
 
 def live_cycle(
@@ -179,8 +182,11 @@ def live_cycle(
     cycle_s: float,
     window_ms: int,
     seed: int,
+    negative: frozenset[str],
 ) -> tuple[Spike, list[Outgoing]]:
     """Cycle ``index`` of the live stream, starting at ``start_ms``: its spike and its records.
+
+    ``negative``: event ids of sample reviews the model scores negative, the spike's texts.
 
     ``rate × cycle_s`` sample lines (going on round the seeded order where the
     previous cycle stopped) ``1 / rate`` s apart, event time = ``start_ms`` +
@@ -204,7 +210,8 @@ def live_cycle(
         out.append(_outgoing(at_s, line, start_ms + round(at_s * 1000), f"~live{turn}"))
     category = _category(lines, spike.product_id)
     first_ms = spike.window_end_ms - 25_000
-    for k, event in enumerate(_spike_events(lines, spike, random.Random(f"{seed}:{index}"))):
+    rng = random.Random(f"{seed}:{index}")
+    for k, event in enumerate(_spike_events(lines, spike, negative, rng)):
         ts = first_ms + k * 20_000 // spike.count
         copy = {
             **event,

@@ -80,6 +80,10 @@ class Sender:
         self._producer.poll(0)
         self._monitor.check()  # a rejected login: stop now, not after the flush timeout
 
+    def drain(self, timeout_s: float) -> int:
+        """Deliver what is in flight, for at most ``timeout_s``; how many are left (no raise)."""
+        return int(self._producer.flush(timeout_s))
+
     def flush(self, timeout_s: float = 60) -> None:
         """Wait for the acks; :class:`~streams.errors.DeliveryError` if any is missing or failed."""
         deadline = time.monotonic() + timeout_s
