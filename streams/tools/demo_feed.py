@@ -138,11 +138,11 @@ def products(lines: list[Line]) -> list[str]:
 def plan_spike(
     lines: list[Line], index: int, start_ms: int, rate: float, window_ms: int, seed: int
 ) -> Spike:
-    """Cycle ``index``'s spike: the window that ends first after ``start_ms`` + 30 s.
+    """Cycle ``index``'s spike: in the first window to end at or after ``start_ms`` + 30 s.
 
     The product takes turns among the five most reviewed (a baseline to stand
-    out from); the burst matches its usual reviews in one window at ``rate``,
-    so its negative share roughly jumps to half or more, at least 20 reviews.
+    out from); the burst is half its usual reviews in one window at ``rate``,
+    at least 20, so the window's negative share jumps to a third or more.
     """
     candidates = products(lines)[:5]
     product = candidates[(seed + index) % len(candidates)]
