@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-clock browser browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench model clean
+.PHONY: demo demo-once test test-clock browser browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[export,dev]'
 	touch $@ $(VENV)/.runtime
 
+# Live until Ctrl-C: prints the page's URL, then streams the sample with spikes and alerts.
 demo: $(VENV)/.runtime
 	$(BIN)/reviewpulse demo
+
+# The sample once, the product health table, then stop (for scripts).
+demo-once: $(VENV)/.runtime
+	$(BIN)/reviewpulse demo --once
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check streams models export tests

@@ -133,15 +133,33 @@ def kafka_status(ctx: click.Context) -> None:
 @main.command()
 @click.option("--reviews", type=click.Path(exists=True, path_type=Path), default=None)
 @click.option("--questions", type=click.Path(exists=True, path_type=Path), default=None)
-@click.option("--keep-running", is_flag=True, help="leave the broker and worker running")
+@click.option("--once", is_flag=True, help="send the sample once, print the table and stop")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.5),
+    default=20.0,
+    show_default=True,
+    help="live events per second (reviews and questions)",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="event times and spikes")
 @click.pass_context
 def demo(
-    ctx: click.Context, reviews: Path | None, questions: Path | None, keep_running: bool
+    ctx: click.Context,
+    reviews: Path | None,
+    questions: Path | None,
+    once: bool,
+    rate: float,
+    seed: int,
 ) -> None:
-    """Broker + worker + embedded store + real sample data → product health summary."""
+    """Broker + worker + embedded store + real sample data, live until Ctrl-C.
+
+    Prints the page's URL, sends the sample as a day of history, prints product
+    health, then streams it at RATE with a negative-review spike on one product
+    every two minutes and prints the alerts the worker raises.
+    """
     from streams.tools.demo import run_demo
 
-    run_demo(_settings(ctx), reviews=reviews, questions=questions, keep_running=keep_running)
+    run_demo(_settings(ctx), reviews=reviews, questions=questions, once=once, rate=rate, seed=seed)
 
 
 @main.group()

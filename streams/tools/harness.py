@@ -97,7 +97,9 @@ class WorkerProcess:
     """``python -m streams worker`` in a child process, logging to the namespace's directory.
 
     Several workers of one namespace form one consumer group; give each its own
-    ``web_port`` (the namespace's by default).
+    ``web_port`` (the namespace's by default). The worker runs in a session of
+    its own: a Ctrl-C at the terminal reaches only the parent, which stops it
+    with :meth:`stop`.
     """
 
     def __init__(self, ns: Namespace, *, web_port: int | None = None, **env: str) -> None:
@@ -113,6 +115,7 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
+                start_new_session=True,
             )
 
     @property
@@ -137,11 +140,7 @@ class WorkerProcess:
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise WorkerExited(
-                    f"worker exited ({self.proc.returncode}); log {self.log_path}:\n"
-                    + self.log_tail()
-                )
+            self.check_alive()
             try:
                 result = check()
                 if result:
@@ -150,6 +149,13 @@ class WorkerProcess:
                 pass
             time.sleep(poll_s)
         raise WorkerTimeout(f"worker not {what} after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        """:class:`~streams.errors.WorkerExited`, with the log's tail, if the worker ended."""
+        if self.proc.poll() is not None:
+            raise WorkerExited(
+                f"worker exited ({self.proc.returncode}); log {self.log_path}:\n" + self.log_tail()
+            )
 
     def wait_ready(self, timeout_s: float = 180) -> None:
         self.wait_until(lambda: bool(self.get("/readyz")["ready"]), timeout_s, "ready")

@@ -49,6 +49,53 @@ def read_records(path: Path) -> Iterator[tuple[bytes | None, bytes]]:
             yield key, line
 
 
+class Sender:
+    """A producer with acks=all: a refused login raises at once, a failed delivery at flush."""
+
+    def __init__(self, bootstrap: str, security: KafkaSecuritySettings | None = None) -> None:
+        self._monitor = RefusalMonitor(bootstrap)
+        config = client_config(bootstrap, security or KafkaSecuritySettings())
+        self._producer = Producer(
+            {**config, "acks": "all", "linger.ms": 5, "error_cb": self._monitor}
+        )
+        self._errors: list[str] = []
+        errors = self._errors
+
+        def on_delivery(err: object, _msg: object) -> None:
+            # not a method: a record in flight then holds no reference to the producer,
+            # which goes as soon as its Sender does
+            if err is not None:
+                errors.append(str(err))
+
+        self._on_delivery = on_delivery
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+                self._monitor.check()
+        self._producer.poll(0)
+        self._monitor.check()  # a rejected login: stop now, not after the flush timeout
+
+    def drain(self, timeout_s: float) -> int:
+        """Deliver what is in flight, for at most ``timeout_s``; how many are left (no raise)."""
+        return int(self._producer.flush(timeout_s))
+
+    def flush(self, timeout_s: float = 60) -> None:
+        """Wait for the acks; :class:`~streams.errors.DeliveryError` if any is missing or failed."""
+        deadline = time.monotonic() + timeout_s
+        while (remaining := self._producer.flush(1)) and time.monotonic() < deadline:
+            self._monitor.check()
+        self._monitor.check()
+        if remaining or self._errors:
+            raise DeliveryError(
+                f"{remaining} records unflushed, {len(self._errors)} failed: {self._errors[:1]}"
+            )
+
+
 def replay(
     path: Path,
     topic: str,
@@ -65,15 +112,7 @@ def replay(
     :class:`~streams.errors.KafkaConfigError` when Kafka rejects the credentials
     and :class:`~streams.errors.DeliveryError` when records are not acknowledged.
     """
-    monitor = RefusalMonitor(bootstrap)
-    config = client_config(bootstrap, security or KafkaSecuritySettings())
-    producer = Producer({**config, "acks": "all", "linger.ms": 5, "error_cb": monitor})
-    errors: list[str] = []
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is not None:
-            errors.append(str(err))
-
+    sender = Sender(bootstrap, security)
     sent = 0
     started = time.monotonic()
     with tqdm(desc=f"replay → {topic}", unit="ev", disable=not progress) as bar:
@@ -84,21 +123,8 @@ def replay(
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-                    monitor.check()
-            producer.poll(0)
-            monitor.check()  # a rejected login: stop now, not after the flush timeout
+            sender.send(topic, key, value)
             sent += 1
             bar.update(1)
-    deadline = time.monotonic() + 60
-    while (remaining := producer.flush(1)) and time.monotonic() < deadline:
-        monitor.check()
-    monitor.check()
-    if remaining or errors:
-        raise DeliveryError(f"{remaining} records unflushed, {len(errors)} failed: {errors[:1]}")
+    sender.flush()
     return sent
