@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from models.runtime import open_scorer
 from models.scorer import Scorer
 from streams.settings import DEFAULT_MODEL
 
 MAX_MODEL_BYTES = 80 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def scorer() -> Scorer:
-    return open_scorer(DEFAULT_MODEL)  # sha256 of the manifest, model and tokenizer checked
 
 
 def test_package_is_int8_within_budget_and_its_parity_held(scorer: Scorer) -> None:

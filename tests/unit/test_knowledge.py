@@ -19,30 +19,19 @@ import pytest
 
 from models.errors import ModelPackageError
 from models.knowledge import PASSAGE_PREFIX, kb_vectors, parse_kb, read_kb
-from models.questions import KB_FILE, FaqEntry, QuestionPackage, load_question_package, read_entries
-from models.runtime import open_scorer
+from models.questions import KB_FILE, FaqEntry, QuestionPackage, read_entries
 from models.scorer import Scorer, Scores
 from streams.events.contract import Source
 from streams.service.app import load_knowledge_base
 from streams.service.knowledge import KnowledgeBase
 from streams.service.metrics import Metrics
 from streams.service.pipeline import BatchProcessor, RawRecord
-from streams.settings import DEFAULT_MODEL, DEFAULT_QUESTION_MODEL, QuestionSettings, Settings
+from streams.settings import DEFAULT_QUESTION_MODEL, QuestionSettings, Settings
 from tests.clock import day_at
 from tests.faq import CANCEL, kb_yaml
 
 NOW = int(day_at(10).timestamp() * 1000)
 PROJECT_KB = Path(__file__).resolve().parents[2] / "export" / "questions" / "data" / "kb_zh.yaml"
-
-
-@pytest.fixture(scope="module")
-def scorer() -> Scorer:
-    return open_scorer(DEFAULT_MODEL)
-
-
-@pytest.fixture(scope="module")
-def questions() -> QuestionPackage:
-    return load_question_package(DEFAULT_QUESTION_MODEL)
 
 
 class Counting:

@@ -17,15 +17,13 @@ import pytest
 
 from models.errors import ModelIntegrityError, ModelPackageError
 from models.package import ModelPackage
-from models.questions import QuestionPackage, load_question_package
-from models.runtime import open_scorer
+from models.questions import QuestionPackage
 from models.scorer import Scorer, Scores
 from streams.events.contract import Source
 from streams.events.enriched import EnrichedQuestion, ModelRef, questions_table
 from streams.service.app import load_questions
 from streams.service.pipeline import BatchProcessor, RawRecord
 from streams.settings import (
-    DEFAULT_MODEL,
     DEFAULT_QUESTION_MODEL,
     ModelSettings,
     QuestionSettings,
@@ -49,16 +47,6 @@ CLEAR = [
     ("Is this jacket waterproof?", "other", False),
     ("这件衣服是纯棉的吗？", "other", False),
 ]
-
-
-@pytest.fixture(scope="module")
-def scorer() -> Scorer:
-    return open_scorer(DEFAULT_MODEL)
-
-
-@pytest.fixture(scope="module")
-def questions() -> QuestionPackage:
-    return load_question_package(DEFAULT_QUESTION_MODEL)
 
 
 def record(offset: int, value: bytes) -> RawRecord:
