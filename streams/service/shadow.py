@@ -8,9 +8,9 @@ reviews) and attaches the candidate's sentiment to them
 (``shadow_scores``) and ``/api/models`` compares them per window; the enriched
 topic carries only the live model's result. A candidate that fails on a batch
 is logged and counted (``reviewpulse_shadow_failures_total``) and the batch
-goes on without shadow results: the candidate can never fail, delay past its
-own scoring, or dead-letter a live event. Switching models is a restart with
-the candidate as ``model.package``.
+goes on without shadow results: the candidate never fails or dead-letters a
+live event (it delays each batch by its own inference time). Switching models
+is a restart with the candidate as ``model.package``.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class ShadowScorer:
         if not picked:
             return out
         try:
-            scores = self.scorer.score([out[i].input.text for i in picked])
+            with self.metrics.shadow_seconds.time():
+                scores = self.scorer.score([out[i].input.text for i in picked])
             if scores.probs is None or len(scores.probs) != len(picked):
                 raise ValueError(f"the candidate gave no probabilities for {len(picked)} texts")
             shadows = [

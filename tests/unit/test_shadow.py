@@ -102,6 +102,7 @@ def test_shadow_results_ride_along_but_never_reach_the_topic(tiny_scorer: Scorer
         assert "shadow" not in orjson.loads(event.to_json())
         validate("review.enriched", orjson.loads(event.to_json()))
     assert counted(metrics, "reviewpulse_shadow_scored_total") == 6
+    assert counted(metrics, "reviewpulse_shadow_inference_seconds_count") == 1
 
 
 def test_the_same_reviews_are_sampled_however_they_are_batched(
