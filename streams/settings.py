@@ -163,6 +163,26 @@ class QuestionSettings(BaseModel):
     )
 
 
+class ShadowSettings(BaseModel):
+    """A candidate review model scoring a sample of reviews next to the live one (roll-out).
+
+    Its results are stored for comparison (``/api/models``), never sent on the
+    enriched topic. It runs on the review model's device, threads and sub-batch.
+    """
+
+    package: Path | None = Field(
+        None, description="candidate review package; None: no shadow scoring"
+    )
+    sample: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="share of reviews the candidate scores, picked by a hash of event_id "
+        "(a replayed review is picked again)",
+    )
+    verify_hash: bool = True
+
+
 class StoreSettings(BaseModel):
     backend: Literal["chdb", "clickhouse"] = "chdb"
     path: Path = Path(".reviewpulse/chdb")
@@ -271,6 +291,7 @@ class Settings(BaseSettings):
     batch: BatchSettings = BatchSettings()
     model: ModelSettings = ModelSettings()
     questions: QuestionSettings = QuestionSettings()
+    shadow: ShadowSettings = ShadowSettings()
     store: StoreSettings = StoreSettings()
     web: WebSettings = WebSettings()
     alerts: AlertSettings = AlertSettings()

@@ -36,13 +36,27 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class ShadowScore:
+    """What a candidate review model made of a review (shadow scoring, ``settings.shadow``)."""
+
+    sentiment: Sentiment
+    model: ModelRef
+
+
+@dataclass(frozen=True)
 class EnrichedReview:
-    """A review with its sentiment (topic ``reviews.enriched``)."""
+    """A review with its sentiment (topic ``reviews.enriched``).
+
+    ``shadow``, when the review was sampled for shadow scoring, is the
+    candidate model's sentiment: the store keeps it next to the live one
+    (``shadow_scores``); it is never part of the event on the topic.
+    """
 
     input: Review
     sentiment: Sentiment
     model: ModelRef
     processed_at_ms: int
+    shadow: ShadowScore | None = None
 
     @property
     def key(self) -> bytes:

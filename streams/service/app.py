@@ -30,6 +30,7 @@ from streams.service.kafka_config import faust_credentials
 from streams.service.knowledge import KnowledgeBase
 from streams.service.metrics import Metrics, faust_consumer_lag
 from streams.service.pipeline import BatchProcessor, Kind, Stats
+from streams.service.shadow import RollOut, open_shadow
 from streams.service.sink import Backoff, BatchSink, ProducerTopic
 from streams.service.topics import ensure_topics
 from streams.settings import Settings
@@ -199,6 +200,7 @@ def build_worker(settings: Settings) -> Worker:
     scorer = load_scorer(settings)
     metrics = Metrics(CollectorRegistry())
     questions = load_questions(settings, scorer)
+    shadow = open_shadow(settings, metrics)
     knowledge = load_knowledge_base(settings, questions, scorer, metrics)
     if knowledge is not None:
         questions = knowledge.package
@@ -221,6 +223,10 @@ def build_worker(settings: Settings) -> Worker:
     metrics.model_loaded("sentiment", scorer.package.name, scorer.package.version, scorer.device)
     if questions is not None:
         metrics.model_loaded("questions", questions.name, questions.version, scorer.device)
+    if shadow is not None:
+        metrics.model_loaded(
+            "shadow", shadow.model.name, shadow.model.version, shadow.scorer.device
+        )
     metrics.watch_lag(lambda: faust_consumer_lag(app.consumer))
     feed = LiveFeed()
 
@@ -253,6 +259,7 @@ def build_worker(settings: Settings) -> Worker:
             stats=stats,
             questions=questions,
             metrics=metrics,
+            shadow=shadow,
         )
         if kind == "question" and knowledge is not None:
             register_knowledge_reload(
@@ -273,7 +280,17 @@ def build_worker(settings: Settings) -> Worker:
     if settings.alerts.enabled:
         register_alerts(app, settings, scorer, alert_store, store_io, alert_counts, metrics, feed)
     register_views(
-        app, store, alert_store, stats, sink, health, api_io, settings.web, alert_counts, metrics
+        app,
+        store,
+        alert_store,
+        stats,
+        sink,
+        health,
+        api_io,
+        settings.web,
+        alert_counts,
+        metrics,
+        RollOut.of(scorer, shadow),
     )
     models = {"reviews": f"{scorer.package.name} {scorer.package.version}"}
     if questions is not None:

@@ -137,6 +137,22 @@ class Metrics:
             "Changed knowledge-base files that could not be used (the old one stayed live)",
             registry=r,
         )
+        self.shadow_scored = Counter(
+            f"{PREFIX}_shadow_scored",
+            "Reviews the candidate model scored in shadow (sampled, never sent)",
+            registry=r,
+        )
+        self.shadow_seconds = Histogram(
+            f"{PREFIX}_shadow_inference_seconds",
+            "Candidate model time per micro-batch (shadow scoring, on the scoring thread)",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.shadow_failures = Counter(
+            f"{PREFIX}_shadow_failures",
+            "Batches the candidate model failed to score (the live results went on without)",
+            registry=r,
+        )
         self._lag = _LagCollector()
         r.register(self._lag)
 

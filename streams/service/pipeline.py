@@ -27,6 +27,7 @@ from streams.events.deadletter import DeadLetter
 from streams.events.enriched import Enriched, EnrichedQuestion, EnrichedReview, ModelRef
 from streams.events.sentiment import Sentiment, require_sentiment_labels
 from streams.service.metrics import Metrics
+from streams.service.shadow import ShadowScorer
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class BatchProcessor:
     given a question package runs the review model's encoder over the questions
     (one pass per batch, the package's query prefix) and the package's head; it
     refuses a package built on another encoder. Without one, questions pass
-    through with their input fields only.
+    through with their input fields only. A review processor given a ``shadow``
+    scorer has it score a sample of each batch's reviews after the live model
+    (:mod:`streams.service.shadow`).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class BatchProcessor:
         stats: Stats | None = None,
         questions: QuestionPackage | None = None,
         metrics: Metrics | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self.kind = kind
         self.scorer = scorer
@@ -104,6 +108,7 @@ class BatchProcessor:
             require_sentiment_labels(package)
         self.model = ModelRef(package.name, package.version)
         self.questions = questions if kind == "question" else None
+        self.shadow = shadow if kind == "review" else None
         self.question_model: ModelRef | None = None
         if self.questions is not None:
             check_encoder(self.questions, package)
@@ -187,10 +192,13 @@ class BatchProcessor:
         if scores.probs is None:
             raise TypeError("the review model must be a classification package")
         processed = self.clock()
-        return [
+        enriched = [
             EnrichedReview(review, Sentiment.from_probs(row.tolist()), self.model, processed)
             for review, row in zip(reviews, scores.probs, strict=True)
         ]
+        if self.shadow is not None:
+            enriched = self.shadow.attach(enriched)
+        return list(enriched)
 
     def _enrich_questions(self, questions: list[Question]) -> list[Enriched]:
         qp, model = self.questions, self.question_model

@@ -173,6 +173,7 @@ CLOCK_SQL = "SELECT toString(toUnixTimestamp64Nano(now64(9))) AS ns"
 TTLS = {
     "reviews": ("toDateTime(ts) + toIntervalDay({days})", "raw_ttl_days"),
     "questions": ("toDateTime(ts) + toIntervalDay({days})", "raw_ttl_days"),
+    "shadow_scores": ("toDateTime(ts) + toIntervalDay({days})", "raw_ttl_days"),
     "review_facts": ("minute + toIntervalDay({days})", "raw_ttl_days"),
     "review_versions": ("minute + toIntervalDay({days})", "raw_ttl_days"),
     "product_minute": ("minute + toIntervalDay({days})", "minute_ttl_days"),

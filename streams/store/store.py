@@ -27,6 +27,7 @@ from streams.events.enriched import (
 from streams.events.sentiment import NEGATIVE, SENTIMENT_LABELS, count_column, prob_column
 from streams.settings import StoreSettings
 from streams.store import migrations
+from streams.store import shadow as sh
 from streams.store import windows as w
 from streams.store.backend import Backend
 from streams.store.rollup import (
@@ -70,10 +71,13 @@ class Store:
         try:
             review_table = reviews_table(reviews) if reviews else None
             question_table = questions_table(questions) if questions else None
+            shadow_table = sh.shadow_table(reviews)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise StoreRejected(f"events do not fit the store's columns: {exc}") from exc
         if review_table is not None:
             self.insert_reviews(review_table)
+        if shadow_table is not None:
+            self.backend.insert_arrow(f"{self.db}.shadow_scores", shadow_table)
         if question_table is not None:
             hashes = content_hashes(question_table, QUESTION_CONTENT)
             self.backend.insert_arrow(
@@ -325,6 +329,15 @@ class Store:
             "intents": {str(r["intent"]) or "unclassified": int(r["n"]) for r in rows},
             "unanswered_share": unanswered / total if total else None,
         }
+
+    def shadow_comparisons(self, window: str, now: datetime | None = None) -> list[sh.Comparison]:
+        """Live against candidate model over the reviews of ``window`` scored in shadow.
+
+        One summary per model pair (most reviews first), each review once (``FINAL``).
+        """
+        s = w.span(w.check_window(window, self.settings.windows), now or datetime.now(UTC))
+        sql = sh.COMPARISON_SQL.format(db=self.db, start=s.start, end=s.end)
+        return sh.comparisons(self.backend.query(sql))
 
     def _window_pairs(
         self,

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -28,13 +28,16 @@ from streams.events.sentiment import NEGATIVE
 from streams.service.health import Health
 from streams.service.metrics import CONTENT_TYPE, Metrics
 from streams.service.pipeline import Stats
+from streams.service.shadow import RollOut
 from streams.service.sink import BatchSink
 from streams.settings import WebSettings
 from streams.store import Store
 from streams.store.alerts import AlertStore
+from streams.store.shadow import comparison
 from streams.store.windows import baseline_band
 
 DEFAULT_WINDOW = "1h"
+MODELS_WINDOW = "24h"
 MAX_LIMIT = 1000
 
 Reply = tuple[int, Any]  # HTTP status, JSON body
@@ -148,6 +151,38 @@ def categories_reply(store: Store, query: Mapping[str, str]) -> Reply:
     return 200, {"window": window, "categories": rows}
 
 
+def models_reply(
+    store: Store, query: Mapping[str, str], *, roll_out: RollOut, now: datetime | None = None
+) -> Reply:
+    """``/api/models?window=24h``: the live review package, the candidate in shadow, and how
+    they compare over the window's reviews scored by both.
+
+    ``comparison`` is the loaded pair's (null without a candidate); ``other_comparisons``
+    are pairs scored before a restart that changed either package.
+    """
+    window = query.get("window", MODELS_WINDOW)
+    try:
+        found = store.shadow_comparisons(window, now)
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    candidate, current = roll_out.candidate, None
+    if candidate is not None:
+        pair = (roll_out.primary.ref.to_dict(), candidate.ref.to_dict())
+        current = next(
+            (c for c in found if (c["primary"], c["candidate"]) == pair),
+            comparison(roll_out.primary.ref, candidate.ref, {}),
+        )
+    return 200, {
+        "window": window,
+        "primary": roll_out.primary.to_dict(),
+        "candidate": None
+        if candidate is None
+        else {**candidate.to_dict(), "sample": roll_out.sample},
+        "comparison": current,
+        "other_comparisons": [c for c in found if c is not current],
+    }
+
+
 def _status(query: Mapping[str, str]) -> str | None:
     status = query.get("status")
     if status not in (None, "firing", "resolved"):
@@ -204,6 +239,7 @@ def register_views(
     settings: WebSettings,
     alert_counts: Counter[str],
     metrics: Metrics,
+    roll_out: RollOut,
 ) -> None:
     token = settings.token.get_secret_value() if settings.token else None
 
@@ -261,6 +297,7 @@ def register_views(
     product_reviews_view = api(product_reviews_reply)
     alerts_view = api(alerts_reply, alert_store)
     product_alerts_view = api(product_alerts_reply, alert_store)
+    models_view = api(functools.partial(models_reply, roll_out=roll_out))
 
     @app.page("/api/health")
     async def product_health(web: Any, request: Any) -> Any:
@@ -289,6 +326,10 @@ def register_views(
     @app.page("/api/products/{product_id}/questions")
     async def product_questions(web: Any, request: Any, product_id: str) -> Any:
         return await product_questions_view(web, request, product_id)
+
+    @app.page("/api/models")
+    async def models(web: Any, request: Any) -> Any:
+        return await models_view(web, request)
 
     @app.page("/api/products/{product_id}/reviews")
     async def product_reviews(web: Any, request: Any, product_id: str) -> Any:

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from streams.settings import DEFAULT_QUESTION_MODEL
+from streams.service.shadow import sampled
+from streams.settings import DEFAULT_MODEL, DEFAULT_QUESTION_MODEL
 from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.replay import replay
 from tests.exposition import Exposition
@@ -28,18 +29,28 @@ MALFORMED = [
 ]
 
 
+SHADOW_SAMPLE = 0.25
+
+
 def test_reviews_and_poison_events(namespace: Namespace) -> None:
+    """Also shadow scoring, with the default package as its own candidate: it agrees
+    (but for batch effects of int8 quantization)."""
     good = real_reviews(200)
     # poison records sit between valid ones, inside the same micro-batches
     lines = list(good)
     for i, bad in enumerate(MALFORMED):
         lines.insert(10 + 25 * i, bad)
     source = write_jsonl(namespace.data_dir / "in.jsonl", lines)
-    worker = WorkerProcess(namespace)
+    worker = WorkerProcess(
+        namespace,
+        REVIEWPULSE_SHADOW__PACKAGE=str(DEFAULT_MODEL),
+        REVIEWPULSE_SHADOW__SAMPLE=str(SHADOW_SAMPLE),
+    )
     try:
         worker.wait_ready()
         replay(source, namespace.topic("reviews"), namespace.bootstrap, progress=False)
         worker.wait_until(lambda: worker.stored() >= len(good), 300, "done")
+        models = worker.get("/api/models?window=24h")
         enriched = consume_all(namespace.bootstrap, namespace.topic("reviews.enriched"), len(good))
         dead = consume_all(namespace.bootstrap, namespace.topic("deadletter"), len(MALFORMED))
         metrics = worker.metrics()
@@ -86,10 +97,26 @@ def test_reviews_and_poison_events(namespace: Namespace) -> None:
     assert scraped.value("reviewpulse_inference_seconds_count", kind="review") >= 1
     lag = scraped.labels("reviewpulse_consumer_lag")
     assert {d["partition"] for d in lag if d["topic"] == topic} == {"0", "1", "2"}
-    models = {d["role"]: d for d in scraped.labels("reviewpulse_model_info")}
-    assert models["sentiment"]["name"] == "sentiment-zh-en"
-    assert models["questions"]["name"] == "questions-zh-en"
-    assert {m["device"] for m in models.values()} == {"cpu"}
+    loaded = {d["role"]: d for d in scraped.labels("reviewpulse_model_info")}
+    assert loaded["sentiment"]["name"] == "sentiment-zh-en"
+    assert loaded["questions"]["name"] == "questions-zh-en"
+    assert loaded["shadow"]["version"] == loaded["sentiment"]["version"]
+    assert {m["device"] for m in loaded.values()} == {"cpu"}
+
+    shadowed = sum(sampled(event_id, SHADOW_SAMPLE) for event_id in want_ids)
+    assert 0 < shadowed < len(good)
+    assert scraped.value("reviewpulse_shadow_scored_total") == shadowed
+    assert scraped.value("reviewpulse_shadow_failures_total") == 0
+    assert models["primary"]["name"] == "sentiment-zh-en"
+    assert models["candidate"] == {**models["primary"], "sample": SHADOW_SAMPLE}
+    assert models["comparison"]["compared"] == shadowed
+    # Not 1.0: the int8 package's activation scales are computed per sub-batch, so the
+    # same model scoring the sample in other sub-batches moves probabilities (up to ~0.1
+    # here) and can flip a borderline label (1 of 53 in one run).
+    assert models["comparison"]["agreement"] >= 0.95
+    assert all(abs(s["shift"]) <= 0.05 for s in models["comparison"]["shares"].values())
+    assert models["other_comparisons"] == []
+    assert all("shadow" not in e for e in enriched)
 
     store = namespace.open_store()
     try:

@@ -17,6 +17,7 @@ from streams.service.pipeline import BatchProcessor
 from streams.settings import StoreSettings
 from streams.store import open_store
 from streams.store.rollup import ROLLUP_TARGETS
+from streams.store.shadow import SHADOW_SCHEMA
 from streams.store.windows import MEASURES
 
 AGGREGATES = [target[0] for target in ROLLUP_TARGETS]
@@ -41,6 +42,7 @@ def test_the_migrated_tables_have_one_column_per_label(tmp_path: Path) -> None:
     assert [c for c in columns["reviews"] if c.startswith("p_")] == probs
     assert columns["reviews"] == [*REVIEW_SCHEMA.names, "content_hash", "version"]
     assert columns["questions"] == [*QUESTION_SCHEMA.names, "content_hash", "version"]
+    assert columns["shadow_scores"] == [*SHADOW_SCHEMA.names, "content_hash", "version"]
     for table in AGGREGATES:
         assert [c for c in columns[table] if c.startswith("n_")] == counts, table
         assert set(MEASURES) <= set(columns[table]), table

@@ -108,6 +108,7 @@ def test_retention_follows_settings(
         "category_minute": "minute + toIntervalDay(8)",
         "product_hour": "hour + toIntervalDay(400)",
         "category_hour": "hour + toIntervalDay(400)",
+        "shadow_scores": "toDateTime(ts) + toIntervalDay(30)",
     }
     store.close()
 
@@ -115,6 +116,7 @@ def test_retention_follows_settings(
     store = open_store(changed)
     found = ttls(store)
     assert found["reviews"] == "toDateTime(ts) + toIntervalDay(3)"
+    assert found["shadow_scores"] == "toDateTime(ts) + toIntervalDay(3)"
     assert found["review_facts"] == "minute + toIntervalDay(3)"
     assert found["product_hour"] == "hour + toIntervalDay(60)"
     assert found["product_minute"] == "minute + toIntervalDay(8)"
