@@ -43,6 +43,8 @@ def load_scorer(settings: Settings) -> Scorer:
         device=cfg.device,
         threads=cfg.intra_op_threads,
         sub_batch=cfg.sub_batch,
+        max_tokens=cfg.max_tokens,
+        cache_size=cfg.cache_size,
         verify=cfg.verify_hash,
     )
 
