@@ -124,7 +124,7 @@ def run_model_bench(
     data_dir: Path,
     *,
     batches: Sequence[int] = (1, 64),
-    max_tokens: int = 2048,
+    max_tokens: int = 1024,
     sweep: Sequence[int] = (),
     n: int = 256,
     repeats: int = 3,

@@ -232,7 +232,7 @@ def evaluate_cmd(package: Path, data: Path, out: Path | None) -> None:
 @click.option("--checkpoint", type=DATA, default=None, help="the HF checkpoint, for pipeline()")
 @click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
 @click.option("--texts", type=int, default=256, show_default=True, help="texts per text set")
-@click.option("--max-tokens", type=int, default=2048, show_default=True, help="token budget")
+@click.option("--max-tokens", type=int, default=1024, show_default=True, help="token budget")
 @click.option("--batches", default="1,64", show_default=True, help="micro-batch sizes")
 @click.option("--repeats", type=int, default=3, show_default=True)
 @click.option(
