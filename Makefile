@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-once test test-clock browser browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench model clean
+.PHONY: demo demo-once test test-clock browser browser-deps lint unit unit-runtime export-tests integration tiny-fixture bench bench-gpu model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,10 @@ bench: $(VENV)/.dev
 	$(BIN)/reviewpulse bench pipeline
 	$(BIN)/reviewpulse bench store
 	$(BIN)/reviewpulse export bench --fp32 build/sentiment-final-fp32 --checkpoint build/sentiment-final
+
+# fp16 on the CUDA provider, in its own venv with onnxruntime-gpu (CPU fallback without a GPU)
+bench-gpu:
+	deploy/gpu/bench.sh
 
 # Rebuild the default model package from ../shared/data (CPU: about 90 min on 2 cores).
 DATA ?= ../shared/data

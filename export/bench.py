@@ -1,8 +1,14 @@
-"""Model speed at the median review length: int8 vs fp32 ONNX vs PyTorch ``pipeline()``.
+"""Model speed, one run, side by side: int8 with count batching vs token-budget
+batching (and with tokenisation overlapped), intra-op threads, fp32 ONNX and
+PyTorch ``pipeline()``.
 
-All three score the same texts in the same process and run, batch by batch,
-so the ratios hold on a noisy shared machine. Texts are dev reviews (Chinese
-dev + English held-out) whose token count equals the median of those sets.
+Every runner scores the same texts in the same process, interleaved batch by
+batch, so the ratios hold on a noisy shared machine. Text sets:
+
+* ``dev_median``: dev reviews (Chinese dev + English held-out) whose token count
+  is the median of those sets (36 tokens for the default model);
+* ``en_100``: English held-out reviews of 80–128 tokens (~100);
+* ``dev_mixed``: dev reviews at their natural lengths, shuffled (what a stream sees).
 """
 
 from __future__ import annotations
@@ -21,18 +27,32 @@ from export.data import en_reviews, zh_shopping
 from models.runtime import open_scorer
 from models.scorer import Scorer
 
+COUNT_SUB_BATCH = 16  # the worker's sub-batch before token budgets
+EN_TOKENS = (80, 128)
 
-def median_length_texts(scorer: Scorer, data_dir: Path, n: int) -> tuple[list[str], int]:
-    """``n`` dev reviews whose token count (prefix included) is the dev-set median."""
-    texts = [e.text for e in zh_shopping(data_dir, "dev")] + [
-        e.text for e in en_reviews(data_dir, "heldout")
-    ]
+
+def _pick(texts: list[str], n: int) -> list[str]:
+    order = np.random.default_rng(0).permutation(len(texts))
+    return [texts[i] for i in order[:n]]
+
+
+def text_sets(scorer: Scorer, data_dir: Path, n: int) -> tuple[dict[str, list[str]], int]:
+    """The three text sets of ``n`` texts each, and the dev median token count."""
+    zh = [e.text for e in zh_shopping(data_dir, "dev")]
+    en = [e.text for e in en_reviews(data_dir, "heldout")]
+    texts = zh + en
     lengths = [len(ids) for ids in scorer.encode(texts)]
     median = int(statistics.median(lengths))
-    picked = [t for t, n_tok in zip(texts, lengths, strict=True) if n_tok == median]
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(picked))
-    return [picked[i] for i in order[:n]], median
+    en_lengths = lengths[len(zh) :]
+    sets = {
+        "dev_median": _pick([t for t, k in zip(texts, lengths, strict=True) if k == median], n),
+        "en_100": _pick(
+            [t for t, k in zip(en, en_lengths, strict=True) if EN_TOKENS[0] <= k <= EN_TOKENS[1]],
+            n,
+        ),
+        "dev_mixed": _pick(texts, n),
+    }
+    return sets, median
 
 
 def _throughput(
@@ -56,65 +76,132 @@ def _throughput(
     }
 
 
+def _overlapped(scorer: Scorer, texts: list[str], batch: int, repeats: int) -> dict[str, float]:
+    """Reviews/s of :meth:`Scorer.score_many` (tokenising ahead in a thread)."""
+    batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _scores in scorer.score_many(batches):
+            pass
+        rates.append(len(texts) / (time.perf_counter() - started))
+    return {"per_s": round(statistics.median(rates), 1)}
+
+
+def _hf_runner(checkpoint: Path, prefix: str, threads: int) -> Callable[[Sequence[str]], object]:
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    pipe = transformers.pipeline(
+        "text-classification",
+        model=str(checkpoint),
+        tokenizer=str(checkpoint),
+        device="cpu",
+        top_k=None,
+    )
+
+    def hf(batch: Sequence[str]) -> object:
+        return pipe([prefix + t for t in batch], batch_size=len(batch), truncation=True)
+
+    return hf
+
+
+def _ratios(results: dict[str, dict[str, Any]], over: str, under: str) -> dict[str, float]:
+    if over not in results or under not in results:
+        return {}
+    return {
+        b: round(results[over][b]["per_s"] / results[under][b]["per_s"], 2)
+        for b in results[over]
+        if b in results[under]
+    }
+
+
 def run_model_bench(
     package_dir: Path,
     fp32_dir: Path | None,
     checkpoint: Path | None,
     data_dir: Path,
     *,
-    batches: Sequence[int] = (1, 8, 32, 64),
+    batches: Sequence[int] = (1, 64),
+    max_tokens: int = 1024,
+    sweep: Sequence[int] = (),
     n: int = 256,
     repeats: int = 3,
 ) -> dict[str, Any]:
+    """Reviews/s and batch latencies per text set, runner and micro-batch size."""
     import onnxruntime as ort
 
     threads = os.cpu_count() or 1
-    int8 = open_scorer(package_dir, threads=threads, sub_batch=10**6)
-    texts, median = median_length_texts(int8, data_dir, n)
-    runners: dict[str, Callable[[Sequence[str]], object]] = {"onnx_int8": int8.score}
-    if fp32_dir is not None:
-        runners["onnx_fp32"] = open_scorer(fp32_dir, threads=threads, sub_batch=10**6).score
+    count = open_scorer(package_dir, threads=threads, sub_batch=COUNT_SUB_BATCH)
+    budget = open_scorer(package_dir, threads=threads, sub_batch=10**6, max_tokens=max_tokens)
+    one_thread = open_scorer(package_dir, threads=1, sub_batch=10**6, max_tokens=max_tokens)
+    sets, median = text_sets(count, data_dir, n)
+    runners: dict[str, Callable[[Sequence[str]], object]] = {
+        "int8_count": count.score,
+        "int8_budget": budget.score,
+        "int8_budget_1_thread": one_thread.score,
+    }
     versions = {"onnxruntime": ort.__version__}
+    if fp32_dir is not None:
+        fp32 = open_scorer(fp32_dir, threads=threads, sub_batch=10**6, max_tokens=max_tokens)
+        runners["fp32_budget"] = fp32.score
     if checkpoint is not None:
         import torch
         import transformers
 
-        torch.set_num_threads(threads)
-        pipe = transformers.pipeline(
-            "text-classification",
-            model=str(checkpoint),
-            tokenizer=str(checkpoint),
-            device="cpu",
-            top_k=None,
+        runners["hf_pipeline_torch_fp32"] = _hf_runner(
+            checkpoint, count.package.text_prefix, threads
         )
-        prefix = int8.package.text_prefix
-
-        def hf(batch: Sequence[str]) -> object:
-            return pipe([prefix + t for t in batch], batch_size=len(batch), truncation=True)
-
-        runners["hf_pipeline_torch_fp32"] = hf
         versions |= {"torch": torch.__version__, "transformers": transformers.__version__}
 
-    results: dict[str, dict[str, Any]] = {name: {} for name in runners}
-    for batch in batches:  # interleaved: every runner sees the same machine state
-        for name, run in runners.items():
-            results[name][str(batch)] = _throughput(run, texts, batch, repeats)
     report: dict[str, Any] = {
-        "texts": len(texts),
+        "texts_per_set": n,
         "median_tokens": median,
+        "count_sub_batch": COUNT_SUB_BATCH,
+        "max_tokens": max_tokens,
         "threads": threads,
         "cpu": platform.processor() or platform.machine(),
         "versions": versions,
-        "results": results,
     }
-    best = max(batches, key=lambda b: results["onnx_int8"][str(b)]["per_s"])
-    report["best_int8_batch"] = best
-    for other in ("onnx_fp32", "hf_pipeline_torch_fp32"):
-        if other in results:
-            report[f"ratio_int8_over_{other}"] = {
-                str(b): round(
-                    results["onnx_int8"][str(b)]["per_s"] / results[other][str(b)]["per_s"], 2
-                )
-                for b in batches
-            }
+    for set_name, texts in sets.items():
+        lengths = [len(ids) for ids in count.encode(texts)]
+        results: dict[str, dict[str, Any]] = {name: {} for name in runners}
+        results["int8_budget_overlap"] = {}
+        for batch in batches:  # interleaved: every runner sees the same machine state
+            for name, run in runners.items():
+                results[name][str(batch)] = _throughput(run, texts, batch, repeats)
+            results["int8_budget_overlap"][str(batch)] = _overlapped(budget, texts, batch, repeats)
+        report[set_name] = {
+            "tokens_p50": int(np.median(lengths)),
+            "tokens_max": max(lengths),
+            "results": results,
+            "ratio_budget_over_count": _ratios(results, "int8_budget", "int8_count"),
+            "ratio_overlap_over_budget": _ratios(results, "int8_budget_overlap", "int8_budget"),
+            "ratio_2_threads_over_1": _ratios(results, "int8_budget", "int8_budget_1_thread"),
+            "ratio_int8_over_fp32": _ratios(results, "int8_budget", "fp32_budget"),
+            "ratio_int8_over_pipeline": _ratios(results, "int8_budget", "hf_pipeline_torch_fp32"),
+        }
+    if sweep:
+        report["budget_sweep"] = _sweep(package_dir, sets, threads, sweep, max(batches), repeats)
     return report
+
+
+def _sweep(
+    package_dir: Path,
+    sets: dict[str, list[str]],
+    threads: int,
+    budgets: Sequence[int],
+    batch: int,
+    repeats: int,
+) -> dict[str, dict[str, float]]:
+    """int8 reviews/s per token budget (micro-batch ``batch``), budgets interleaved."""
+    scorers = {
+        str(t): open_scorer(package_dir, threads=threads, sub_batch=10**6, max_tokens=t)
+        for t in budgets
+    }
+    out: dict[str, dict[str, float]] = {name: {} for name in sets}
+    for name, texts in sets.items():
+        for t, scorer in scorers.items():
+            out[name][t] = _throughput(scorer.score, texts, batch, repeats)["per_s"]
+    return out

@@ -231,14 +231,40 @@ def evaluate_cmd(package: Path, data: Path, out: Path | None) -> None:
 @click.option("--fp32", type=DATA, default=None, help="the fp32 package of the same model")
 @click.option("--checkpoint", type=DATA, default=None, help="the HF checkpoint, for pipeline()")
 @click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
-@click.option("--texts", type=int, default=256, show_default=True)
+@click.option("--texts", type=int, default=256, show_default=True, help="texts per text set")
+@click.option("--max-tokens", type=int, default=1024, show_default=True, help="token budget")
+@click.option("--batches", default="1,64", show_default=True, help="micro-batch sizes")
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option(
+    "--sweep", default="", help="also int8 reviews/s per token budget, e.g. 512,1024,2048"
+)
 def bench_cmd(
-    package: Path, fp32: Path | None, checkpoint: Path | None, data: Path, texts: int
+    package: Path,
+    fp32: Path | None,
+    checkpoint: Path | None,
+    data: Path,
+    texts: int,
+    max_tokens: int,
+    batches: str,
+    repeats: int,
+    sweep: str,
 ) -> None:
-    """Speed at the median review length: int8 vs fp32 vs PyTorch pipeline(), one run."""
+    """Speed at the dev median and ~100 tokens: count vs token-budget batching, threads,
+    fp32 ONNX and PyTorch pipeline(), side by side in one run."""
     from export.bench import run_model_bench
 
-    click.echo(json.dumps(run_model_bench(package, fp32, checkpoint, data, n=texts), indent=2))
+    report = run_model_bench(
+        package,
+        fp32,
+        checkpoint,
+        data,
+        batches=[int(b) for b in batches.split(",")],
+        max_tokens=max_tokens,
+        sweep=[int(t) for t in sweep.split(",") if t.strip()],
+        n=texts,
+        repeats=repeats,
+    )
+    click.echo(json.dumps(report, indent=2))
 
 
 @export.command("prune-vocab")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import onnxruntime as ort
 
+from models.cache import ScoreCache
 from models.errors import ModelPackageError, ProviderError
 from models.package import load_package
 from models.scorer import Scorer, load_tokenizer
@@ -69,18 +70,57 @@ def create_session(
     return session
 
 
+class IOBindingRunner:
+    """Runs a session through IO binding: inputs copied to ``device`` once per run,
+    outputs left there until copied back in one go (the CUDA path; works on CPU too)."""
+
+    def __init__(self, session: ort.InferenceSession, device: Device = "cuda") -> None:
+        self._session = session
+        self._device = device
+        self._all_outputs = [o.name for o in session.get_outputs()]
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> list[Any]:
+        binding = self._session.io_binding()
+        for name, value in input_feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, self._device))
+        for name in output_names or self._all_outputs:
+            binding.bind_output(name, self._device)
+        self._session.run_with_iobinding(binding)
+        outputs: list[Any] = binding.copy_outputs_to_cpu()
+        return outputs
+
+
 def open_scorer(
     package_dir: Path,
     *,
+    model_path: Path | None = None,
     device: Device = "cpu",
     threads: int = 0,
     sub_batch: int = 16,
+    max_tokens: int = 0,
+    cache_size: int = 0,
     verify: bool = True,
 ) -> Scorer:
     """Load the package at ``package_dir`` (hash-checked unless ``verify`` is false) and
-    return a scorer on a fresh session (``threads`` = 0: one per physical core)."""
+    return a scorer on a fresh session (``threads`` = 0: one per physical core).
+
+    ``max_tokens`` > 0 caps each ONNX run at that many token slots, padding included;
+    ``cache_size`` > 0 keeps that many texts' scores in a dedup cache. ``model_path``
+    replaces the package's model file (an fp16 conversion of it for CUDA, say); the
+    package's tokenizer, labels and version still apply. On CUDA runs go through
+    IO binding."""
     package = load_package(package_dir, verify=verify)
-    session = create_session(package.model_path, device=device, intra_op_threads=threads)
+    session = create_session(
+        model_path or package.model_path, device=device, intra_op_threads=threads
+    )
     log.info("model %s %s loaded from %s", package.name, package.version, package.root)
-    ran_on = "cuda" if session.get_providers()[0] == CUDA else "cpu"
-    return Scorer(package, session, load_tokenizer(package), sub_batch=sub_batch, device=ran_on)
+    on_gpu = session.get_providers()[0] == CUDA
+    return Scorer(
+        package,
+        IOBindingRunner(session) if on_gpu else session,
+        load_tokenizer(package),
+        sub_batch=sub_batch,
+        max_tokens=max_tokens,
+        cache=ScoreCache(cache_size) if cache_size else None,
+        device="cuda" if on_gpu else "cpu",
+    )

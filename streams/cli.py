@@ -172,12 +172,57 @@ def bench() -> None:
 @click.option(
     "--api-rps", type=float, default=20.0, show_default=True, help="API reads during run 2"
 )
+@click.option(
+    "--latency-s",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="seconds of steady load per latency point (50 %, 90 % of max); 0 = skip",
+)
 @click.pass_context
-def bench_pipeline(ctx: click.Context, events: int, api_rps: float) -> None:
-    """Model-only vs end-to-end (Kafka + store) throughput on the same texts, one run."""
+def bench_pipeline(ctx: click.Context, events: int, api_rps: float, latency_s: float) -> None:
+    """Model-only vs end-to-end (Kafka + store) throughput on the same texts, one run,
+    and scoring latency at 50 % and 90 % of the maximum."""
     from streams.tools.bench_pipeline import run_bench
 
-    click.echo(json.dumps(run_bench(_settings(ctx.find_root()), events, api_rps), indent=2))
+    settings = _settings(ctx.find_root())
+    click.echo(json.dumps(run_bench(settings, events, api_rps, latency_s), indent=2))
+
+
+@bench.command("gpu")
+@click.option("--package", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/gpu"),
+    show_default=True,
+    help="where the fp16 model is written",
+)
+@click.option("--tokens", type=int, default=36, show_default=True, help="model-only length")
+@click.option("--rows", type=int, default=2048, show_default=True, help="texts per model run")
+@click.option("--runs", type=int, default=50, show_default=True, help="model-only runs")
+@click.option("--batch", type=int, default=4096, show_default=True, help="texts per call")
+@click.option("--events", type=int, default=40_000, show_default=True)
+@click.pass_context
+def bench_gpu(
+    ctx: click.Context,
+    package: Path | None,
+    work_dir: Path,
+    tokens: int,
+    rows: int,
+    runs: int,
+    batch: int,
+    events: int,
+) -> None:
+    """fp16 on the CUDA provider with IO binding: model-only and end-to-end reviews/s
+    (falls back to the CPU, saying so, where there is no CUDA provider)."""
+    from streams.tools.bench_gpu import run_gpu_bench
+
+    package = package or _settings(ctx.find_root()).model.package
+    report = run_gpu_bench(
+        package, work_dir, tokens=tokens, rows=rows, runs=runs, batch=batch, events=events
+    )
+    click.echo(json.dumps(report, indent=2))
 
 
 @bench.command("store")

@@ -137,7 +137,18 @@ class ModelSettings(BaseModel):
     package: Path = DEFAULT_MODEL
     device: Literal["cpu", "cuda"] = "cpu"
     intra_op_threads: int = Field(0, ge=0, description="0 = one per physical core")
-    sub_batch: int = Field(16, ge=1, description="texts per ONNX run after length sorting")
+    sub_batch: int = Field(
+        64, ge=1, description="most texts per ONNX run after length sorting (see max_tokens)"
+    )
+    max_tokens: int = Field(
+        1024,
+        ge=0,
+        description="token slots per ONNX run, padding included (texts × longest); "
+        "0 = cut by sub_batch only",
+    )
+    cache_size: int = Field(
+        4096, ge=0, description="texts whose scores the dedup cache keeps (LRU); 0 = off"
+    )
     verify_hash: bool = True
 
 

@@ -51,6 +51,8 @@ def load_scorer(settings: Settings) -> Scorer:
         device=cfg.device,
         threads=cfg.intra_op_threads,
         sub_batch=cfg.sub_batch,
+        max_tokens=cfg.max_tokens,
+        cache_size=cfg.cache_size,
         verify=cfg.verify_hash,
     )
 
@@ -228,6 +230,9 @@ def build_worker(settings: Settings) -> Worker:
             "shadow", shadow.model.name, shadow.model.version, shadow.scorer.device
         )
     metrics.watch_lag(lambda: faust_consumer_lag(app.consumer))
+    if scorer.cache is not None:
+        cache = scorer.cache
+        metrics.watch_cache(lambda: (cache.hits, cache.misses, len(cache)))
     feed = LiveFeed()
 
     def raw_topic(name: str) -> faust.TopicT:

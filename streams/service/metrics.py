@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_lates
 # (topic, partition) → records not yet committed by the consumer group
 Lag = Mapping[tuple[str, int], int]
 LagSource = Callable[[], Lag]
+# (hits, misses, rows held) of the scorer's dedup cache, cumulative
+CacheSource = Callable[[], tuple[int, int, int]]
 
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -55,6 +57,29 @@ class _LagCollector(Collector):
         for (topic, partition), value in sorted(lag.items()):
             family.add_metric([topic, str(partition)], value)
         yield family
+
+
+class _CacheCollector(Collector):
+    """The scorer's dedup cache, read from ``source`` at each scrape (nothing until watched)."""
+
+    def __init__(self) -> None:
+        self.source: CacheSource | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        hits, misses, rows = self.source()
+        lookups = CounterMetricFamily(
+            f"{PREFIX}_score_cache_lookups",
+            "Texts looked up in the scorer's dedup cache, by result (hit rate: hit / all)",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], hits)
+        lookups.add_metric(["miss"], misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            f"{PREFIX}_score_cache_rows", "Texts held in the scorer's dedup cache", value=rows
+        )
 
 
 class Metrics:
@@ -155,6 +180,8 @@ class Metrics:
         )
         self._lag = _LagCollector()
         r.register(self._lag)
+        self._cache = _CacheCollector()
+        r.register(self._cache)
 
     def stored(
         self,
@@ -175,6 +202,10 @@ class Metrics:
     def watch_lag(self, source: LagSource) -> None:
         """Read consumer lag from ``source`` at each scrape."""
         self._lag.source = source
+
+    def watch_cache(self, source: CacheSource) -> None:
+        """Read the scorer's dedup cache counts from ``source`` at each scrape."""
+        self._cache.source = source
 
     def model_loaded(self, role: str, name: str, version: str, device: str) -> None:
         self.model.labels(role).info({"name": name, "version": version, "device": device})

@@ -10,9 +10,14 @@
    (``/api/products``, ``/api/health``) at ``api_rps`` requests a second:
    API reads run on their own pool, so ingestion should hardly notice.
 4. Model only again, so drift on a shared machine shows up.
+5. Latency under load (:mod:`streams.tools.latency`): the texts arriving at a
+   steady 50 % and 90 % of the measured model-only maximum, micro-batched with
+   the worker's ``batch.max_size`` / ``batch.within_s``; p50/p95/p99 from arrival
+   to scored (the scoring path in process: no Kafka, no store).
 
-Prints JSON with the throughputs, end-to-end / model-only, and end-to-end
-with API load / without.
+The dedup cache is off throughout (the sample's reviews repeat). Prints JSON
+with the throughputs, end-to-end / model-only, end-to-end with API load /
+without, and the latency percentiles.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import platform
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
@@ -30,29 +34,24 @@ import orjson
 
 from streams.service.app import load_scorer
 from streams.service.topics import ensure_topics
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import Settings
 from streams.tools.harness import Namespace, WorkerProcess
+from streams.tools.latency import latencies_under_load, percentiles_ms
 from streams.tools.localkafka import LocalKafka
 from streams.tools.replay import replay
+from streams.tools.samples import review_events
 
-SAMPLE = REPO_ROOT / "deploy" / "demo" / "reviews.jsonl"
 
-
-def _texts(path: Path, n: int) -> list[dict[str, Any]]:
-    events = []
-    for line in path.read_bytes().splitlines():
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(event, dict) and str(event.get("event_id", "")).startswith("clothing-"):
-            events.append(event)  # the real reviews, not the sample's malformed lines
-    return [dict(events[i % len(events)], event_id=f"bench-{i}") for i in range(n)]
+def uncached(settings: Settings) -> Settings:
+    """``settings`` with the dedup cache off: the sample's reviews repeat, and the
+    benchmark measures the model."""
+    model = settings.model.model_copy(update={"cache_size": 0})
+    return settings.model_copy(update={"model": model})
 
 
 def model_only(settings: Settings, texts: list[str]) -> float:
     """Reviews per second through the scorer alone, in the worker's batch size."""
-    scorer = load_scorer(settings)
+    scorer = load_scorer(uncached(settings))
     size = settings.batch.max_size
     scorer.score(texts[:size])  # warm-up
     started = time.perf_counter()
@@ -113,7 +112,7 @@ def end_to_end(
     ensure_topics(settings.kafka.bootstrap, [topic], settings.kafka.topics.partitions)
     replay(source, topic, settings.kafka.bootstrap, progress=False)  # pre-load the topic
 
-    worker = WorkerProcess(ns)
+    worker = WorkerProcess(ns, REVIEWPULSE_MODEL__CACHE_SIZE="0")  # see uncached()
     load = ApiLoad(worker.base_url, api_rps)
     try:
         worker.wait_ready()
@@ -137,12 +136,32 @@ def end_to_end(
     return (len(events) - int(already)) / (float(last) - float(started_at)), load
 
 
-def run_bench(settings: Settings, n: int = 3000, api_rps: float = 20) -> dict[str, Any]:
+def latency_at_load(
+    settings: Settings, texts: list[str], max_per_s: float, seconds: float
+) -> dict[str, Any]:
+    """p50/p95/p99 from arrival to scored at 50 % and 90 % of ``max_per_s``, events
+    arriving at a steady rate for ``seconds`` and micro-batched as the worker does."""
+    scorer = load_scorer(uncached(settings))
+    out: dict[str, Any] = {}
+    for share in (0.5, 0.9):
+        rate = max_per_s * share
+        sample = texts[: max(1, min(len(texts), int(rate * seconds)))]
+        latencies = latencies_under_load(
+            scorer.score, sample, rate, settings.batch.max_size, settings.batch.within_s
+        )
+        out[f"{round(share * 100)}%"] = {"per_s": round(rate, 1), "events": len(sample)}
+        out[f"{round(share * 100)}%"] |= percentiles_ms(latencies)
+    return out
+
+
+def run_bench(
+    settings: Settings, n: int = 3000, api_rps: float = 20, latency_s: float = 20
+) -> dict[str, Any]:
     port = int(settings.kafka.bootstrap.rsplit(":", 1)[1])
     broker = LocalKafka(settings.data_dir / "kafka", port=port)
     broker.start()
     try:
-        events = _texts(SAMPLE, n)
+        events = review_events(n)
         texts = [e["text"] for e in events]
         before = model_only(settings, texts)
         run = time.strftime("%Y%m%d-%H%M%S")
@@ -152,14 +171,17 @@ def run_bench(settings: Settings, n: int = 3000, api_rps: float = 20) -> dict[st
     finally:
         broker.stop()
     model = (before + after) / 2
+    latency = latency_at_load(settings, texts, model, latency_s) if latency_s > 0 else None
     return {
         "events": n,
         "batch_max": settings.batch.max_size,
         "sub_batch": settings.model.sub_batch,
+        "max_tokens": settings.model.max_tokens,
         "model_package": str(settings.model.package),
         "model_only_per_s": {"before": round(before, 1), "after": round(after, 1)},
         "end_to_end_per_s": round(e2e, 1),
         "ratio_end_to_end_over_model": round(e2e / model, 3),
+        "latency_under_load": latency,
         "api_load": {
             "requests_per_s": api_rps,
             "answered": load.answered,

@@ -19,6 +19,8 @@ import orjson
 import prometheus_client
 import pytest
 
+from models.package import ModelPackage
+from models.runtime import open_scorer
 from models.scorer import Scorer
 from streams.alerts.event import AlertEvent
 from streams.errors import DeliveryError, StoreUnavailable
@@ -260,6 +262,21 @@ def test_a_failing_lag_source_leaves_lag_out_and_the_scrape_whole() -> None:
     assert "reviewpulse_consumer_lag" in m.families
     assert m.labels("reviewpulse_consumer_lag") == []
     assert m.value("reviewpulse_model_info") == 1
+
+
+def test_the_dedup_cache_hit_rate_is_read_from_the_scorer(tiny_package: ModelPackage) -> None:
+    scorer = open_scorer(tiny_package.root, cache_size=8)
+    metrics = Metrics()
+    assert "reviewpulse_score_cache_lookups" not in scrape(metrics).families  # not watched yet
+    cache = scorer.cache
+    assert cache is not None
+    metrics.watch_cache(lambda: (cache.hits, cache.misses, len(cache)))
+    scorer.score(["same text", "other text"])
+    scorer.score(["same text"])
+    m = scrape(metrics)
+    assert m.value("reviewpulse_score_cache_lookups_total", result="hit") == 1
+    assert m.value("reviewpulse_score_cache_lookups_total", result="miss") == 2
+    assert m.value("reviewpulse_score_cache_rows") == 2
 
 
 def test_each_worker_has_its_own_registry_and_the_global_one_stays_empty() -> None:
