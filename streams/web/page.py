@@ -74,20 +74,17 @@ def status_reply(
 
 
 def consumer_lag(app: faust.App) -> int | None:
-    """Records behind the group's committed offsets on this worker's partitions; None while unknown.
+    """Records behind the group's committed offsets on this worker's input partitions.
 
     The sum of :func:`streams.service.metrics.faust_consumer_lag` (the gauge
-    ``/metrics`` exports), None until every assigned partition was fetched and
-    committed once.
+    ``/metrics`` exports per partition) over the partitions whose lag is known
+    (fetched and committed once); None while none is.
     """
     try:
-        consumer = app.consumer
-        lag = faust_consumer_lag(consumer)
-        if len(lag) < len(consumer.assignment()):
-            return None
+        lag = faust_consumer_lag(app.consumer)
     except (AttributeError, AssertionError, KeyError, RuntimeError):  # not assigned (yet)
         return None
-    return sum(lag.values())
+    return sum(lag.values()) if lag else None
 
 
 def register_page(

@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import faust
 import orjson
 import prometheus_client
 import pytest
@@ -34,6 +36,7 @@ from streams.service.sink import Backoff, BatchSink
 from streams.settings import StoreSettings
 from streams.store import Store, open_store
 from streams.store import alerts as alert_store
+from streams.web.page import consumer_lag
 from tests.clock import day_at
 from tests.events import ms
 from tests.exposition import Exposition
@@ -248,6 +251,15 @@ def test_consumer_lag_is_highwater_minus_committed_per_partition() -> None:
     assert sorted(d["partition"] for d in m.labels("reviewpulse_consumer_lag")) == ["0", "1"]
     consumer._committed_offset[consumer.tps[0]] = 120
     assert scrape(metrics).value("reviewpulse_consumer_lag", partition="0") == 0
+
+
+def test_the_page_header_sums_the_known_lag() -> None:
+    """A partition never fetched or committed (a quiet topic) does not hide the others' lag."""
+    consumer = Consumer({0: 120, 1: 50, 2: 9, 3: None}, {0: 100, 1: 45, 3: 4})
+    assert consumer_lag(cast(faust.App, SimpleNamespace(consumer=consumer))) == 25
+    nothing = Consumer({0: None}, {})
+    assert consumer_lag(cast(faust.App, SimpleNamespace(consumer=nothing))) is None
+    assert consumer_lag(cast(faust.App, SimpleNamespace())) is None  # no consumer yet
 
 
 def test_a_failing_lag_source_leaves_lag_out_and_the_scrape_whole() -> None:
