@@ -118,3 +118,62 @@ def run_model_bench(
                 for b in batches
             }
     return report
+
+
+def length_texts(scorer: Scorer, texts: Sequence[str], tokens: int, n: int) -> list[str]:
+    """Up to ``n`` of ``texts`` whose token count (prefix included) is ``tokens`` ± 5 %,
+    closest first, shuffled with a fixed seed."""
+    lengths = [len(ids) for ids in scorer.encode(texts)]
+    slack = max(1, round(tokens * 0.05))
+    near = sorted(
+        (abs(n_tok - tokens), i) for i, n_tok in enumerate(lengths) if abs(n_tok - tokens) <= slack
+    )
+    picked = [texts[i] for _, i in near[:n]]
+    order = np.random.default_rng(0).permutation(len(picked))
+    return [picked[i] for i in order]
+
+
+def run_package_comparison(
+    fast_dir: Path,
+    default_dir: Path,
+    data_dir: Path,
+    *,
+    batch: int = 32,
+    threads: int = 2,
+    n: int = 256,
+    long_tokens: int = 100,
+    repeats: int = 7,
+) -> dict[str, Any]:
+    """Reviews/s of two packages on the same texts, interleaved in one run: dev reviews at
+    the dev median length, and English held-out reviews of ~``long_tokens`` tokens."""
+    runners = {
+        "fast": open_scorer(fast_dir, threads=threads, sub_batch=batch),
+        "default": open_scorer(default_dir, threads=threads, sub_batch=batch),
+    }
+    median_texts, median = median_length_texts(runners["default"], data_dir, n)
+    english = [e.text for e in en_reviews(data_dir, "heldout")]
+    sets = {
+        f"dev_median_{median}_tokens": median_texts,
+        f"en_{long_tokens}_tokens": length_texts(runners["default"], english, long_tokens, n),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for set_name, texts in sets.items():
+        passes: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(repeats):  # alternating passes: both see the same machine state
+            for name, scorer in runners.items():
+                passes[name].append(_throughput(scorer.score, texts, batch, 1)["per_s"])
+        rates = {name: round(statistics.median(v), 1) for name, v in passes.items()}
+        results[set_name] = {
+            "per_s": rates,
+            "passes_per_s": passes,
+            "texts": len(texts),
+            "ratio_fast_over_default": round(rates["fast"] / rates["default"], 2),
+        }
+    return {
+        "packages": {name: str(s.package.root) for name, s in runners.items()},
+        "batch": batch,
+        "threads": threads,
+        "repeats": repeats,
+        "cpu": platform.processor() or platform.machine(),
+        "results": results,
+    }
