@@ -205,3 +205,47 @@ def _sweep(
         for t, scorer in scorers.items():
             out[name][t] = _throughput(scorer.score, texts, batch, repeats)["per_s"]
     return out
+
+
+def run_package_comparison(
+    fast_dir: Path,
+    default_dir: Path,
+    data_dir: Path,
+    *,
+    batch: int = 32,
+    threads: int = 2,
+    n: int = 256,
+    repeats: int = 7,
+) -> dict[str, Any]:
+    """Reviews/s of two packages on the same texts, interleaved in one run: dev reviews at
+    the dev median length, and English held-out reviews of 80–128 tokens (:func:`text_sets`)."""
+    runners = {
+        "fast": open_scorer(fast_dir, threads=threads, sub_batch=batch),
+        "default": open_scorer(default_dir, threads=threads, sub_batch=batch),
+    }
+    picked, median = text_sets(runners["default"], data_dir, n)
+    sets = {
+        f"dev_median_{median}_tokens": picked["dev_median"],
+        f"en_{EN_TOKENS[0]}_{EN_TOKENS[1]}_tokens": picked["en_100"],
+    }
+    results: dict[str, dict[str, Any]] = {}
+    for set_name, texts in sets.items():
+        passes: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(repeats):  # alternating passes: both see the same machine state
+            for name, scorer in runners.items():
+                passes[name].append(_throughput(scorer.score, texts, batch, 1)["per_s"])
+        rates = {name: round(statistics.median(v), 1) for name, v in passes.items()}
+        results[set_name] = {
+            "per_s": rates,
+            "passes_per_s": passes,
+            "texts": len(texts),
+            "ratio_fast_over_default": round(rates["fast"] / rates["default"], 2),
+        }
+    return {
+        "packages": {name: str(s.package.root) for name, s in runners.items()},
+        "batch": batch,
+        "threads": threads,
+        "repeats": repeats,
+        "cpu": platform.processor() or platform.machine(),
+        "results": results,
+    }

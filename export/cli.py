@@ -82,6 +82,97 @@ def finetune_cmd(
     click.echo(json.dumps({k: report[k] for k in ("steps", "train_seconds", "loss_last_50")}))
 
 
+@export.command("distill")
+@click.option(
+    "--teacher",
+    type=DATA,
+    default=Path("models/packages/sentiment-zh-en"),
+    show_default=True,
+    help="the teacher model package (scored through the serving runtime)",
+)
+@click.option("--base", type=DATA, default=Path("build/base"), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("build/sentiment-fast"),
+    show_default=True,
+)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=Path("build/teacher-probs.npz"),
+    show_default=True,
+    help="teacher probabilities over the training texts (reused when teacher and texts match)",
+)
+@click.option("--teacher-only", is_flag=True, help="only score (and cache) the teacher labels")
+@click.option("--zh-limit", type=int, default=None, help="stratified subset of the Chinese rows")
+@click.option("--en-positive-limit", type=int, default=None, help="cap on English 4-5 star rows")
+@click.option("--seed", type=int, default=21, show_default=True)
+@click.option("--layers", type=int, default=6, show_default=True)
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--max-steps", type=int, default=None, help="stop after N steps")
+@click.option("--lr-layers", type=float, default=1e-4, show_default=True)
+@click.option("--lr-head", type=float, default=1e-3, show_default=True)
+@click.option("--hard-weight", type=float, default=0.2, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+def distill_cmd(
+    teacher: Path,
+    base: Path,
+    out: Path,
+    data: Path,
+    cache: Path,
+    teacher_only: bool,
+    zh_limit: int | None,
+    en_positive_limit: int | None,
+    seed: int,
+    layers: int,
+    epochs: float,
+    batch_size: int,
+    max_length: int,
+    max_steps: int | None,
+    lr_layers: float,
+    lr_head: float,
+    hard_weight: float,
+    threads: int,
+) -> None:
+    """Distil the TEACHER package into a LAYERS-layer student of BASE (seeded)."""
+    import torch
+
+    from export.data import training_set
+    from export.distill import DistillConfig, distill, teacher_probs
+
+    torch.set_num_threads(threads)
+    examples = training_set(data, zh_limit=zh_limit, en_positive_limit=en_positive_limit, seed=13)
+    soft = teacher_probs(teacher, [e.text for e in examples], cache, threads=threads)
+    if teacher_only:
+        click.echo(f"teacher probabilities for {len(examples)} texts in {cache}")
+        return
+    config = DistillConfig(
+        seed=seed,
+        layers=layers,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_length=max_length,
+        max_steps=max_steps,
+        lr_layers=lr_layers,
+        lr_head=lr_head,
+        hard_weight=hard_weight,
+    )
+    report = distill(base, out, examples, soft, config)
+    report["teacher"] = {"package": str(teacher), "cache": str(cache)}
+    report["data"] = {
+        "dir": str(data),
+        "zh_limit": zh_limit,
+        "en_positive_limit": en_positive_limit,
+        "subset_seed": 13,
+    }
+    (out / "training.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+    click.echo(json.dumps({k: report[k] for k in ("steps", "train_seconds", "loss_last_50")}))
+
+
 @export.command("base")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("build/base"), show_default=True
@@ -264,6 +355,29 @@ def bench_cmd(
         n=texts,
         repeats=repeats,
     )
+    click.echo(json.dumps(report, indent=2))
+
+
+@export.command("bench-compare")
+@click.argument("fast", type=DATA)
+@click.option(
+    "--default",
+    "default_",
+    type=DATA,
+    default=Path("models/packages/sentiment-zh-en"),
+    show_default=True,
+)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--texts", type=int, default=256, show_default=True)
+def bench_compare_cmd(
+    fast: Path, default_: Path, data: Path, batch: int, threads: int, texts: int
+) -> None:
+    """Reviews/s of FAST vs the default package, same texts, one run (median + ~100 tokens)."""
+    from export.bench import run_package_comparison
+
+    report = run_package_comparison(fast, default_, data, batch=batch, threads=threads, n=texts)
     click.echo(json.dumps(report, indent=2))
 
 

@@ -74,7 +74,9 @@ def _freeze_lower(model: Any, train_layers: int) -> list[Any]:
     return head
 
 
-def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
     """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle batches."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -156,7 +158,7 @@ def finetune(
     step = 0
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress)
     while step < total:
-        for batch in _batches([len(x) for x in encoded], config.batch_size, rng):
+        for batch in length_bucketed_batches([len(x) for x in encoded], config.batch_size, rng):
             width = max(len(encoded[i]) for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)

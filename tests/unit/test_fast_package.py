@@ -1,0 +1,64 @@
+"""The committed fast (distilled) package: intact, smaller than the default, and a real model.
+
+Its dev metrics come from ``reviewpulse export evaluate`` (``make fast-model``);
+here they are held to the release rule (at most 2 points below the default
+package's on each binary dev set), and a few unambiguous reviews in both
+languages must come out right through the serving runtime.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.runtime import open_scorer
+from models.scorer import Scorer
+from streams.settings import DEFAULT_MODEL
+
+FAST_MODEL = DEFAULT_MODEL.parent / "sentiment-zh-en-fast"
+MAX_ACCURACY_LOSS = 0.02
+BINARY_SETS = ("zh_online_shopping_dev", "en_heldout_binary")
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return open_scorer(FAST_MODEL)  # sha256 of the manifest, model and tokenizer checked
+
+
+def test_package_is_an_int8_student_smaller_than_its_teacher(scorer: Scorer) -> None:
+    manifest = scorer.package.manifest
+    teacher = json.loads((DEFAULT_MODEL / "manifest.json").read_text(encoding="utf-8"))
+    assert scorer.package.labels == tuple(teacher["labels"])
+    assert scorer.package.text_prefix == teacher["text_prefix"]
+    assert manifest["quantization"]["method"] == "dynamic-int8"
+    assert manifest["training"]["kind"] == "distillation"
+    assert len(manifest["training"]["kept_layers"]) < 12
+    size = scorer.package.model_path.stat().st_size
+    assert size < (DEFAULT_MODEL / "model.onnx").stat().st_size * 0.9
+    int8 = manifest["parity"]["int8"]
+    assert int8["n_texts"] >= 1000
+    assert int8["label_agreement"] >= manifest["tolerance"]["int8_label_agreement_min"] >= 0.99
+    assert manifest["parity"]["fp32"]["logits_max_abs_diff"] <= manifest["tolerance"]["atol"]
+
+
+def test_recorded_dev_metrics_are_within_two_points_of_the_default() -> None:
+    fast = json.loads((FAST_MODEL / "metrics.json").read_text(encoding="utf-8"))
+    default = json.loads((DEFAULT_MODEL / "metrics.json").read_text(encoding="utf-8"))
+    assert fast["package"]["name"] == "sentiment-zh-en-fast"
+    for name in BINARY_SETS:
+        assert fast[name]["n"] == default[name]["n"]
+        assert fast[name]["accuracy"] >= default[name]["accuracy"] - MAX_ACCURACY_LOSS, name
+
+
+def test_unambiguous_reviews_in_both_languages(scorer: Scorer) -> None:
+    texts = {
+        "质量很好，物流也快，非常满意，还会再来买": "positive",
+        "太差了，用了两天就坏了，客服也不理人，退货！": "negative",
+        "Love this dress, fits perfectly and the fabric is beautiful.": "positive",
+        "Terrible quality. It ripped after one wash and I returned it.": "negative",
+    }
+    scores = scorer.score(list(texts))
+    assert scores.probs is not None
+    labels = [scores.labels[int(row.argmax())] for row in scores.probs]
+    assert labels == list(texts.values())
