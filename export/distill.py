@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
 import time
 from collections import Counter
@@ -33,7 +32,7 @@ import numpy.typing as npt
 
 from export.data import LABELS, Example
 from export.errors import ExportError
-from export.finetune import class_weights, length_bucketed_batches
+from export.finetune import class_weights, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,6 @@ def distill(
 ) -> dict[str, Any]:
     """Train a ``config.layers``-layer student of ``base`` on ``soft`` (teacher probabilities)."""
     import torch
-    from tqdm import tqdm
     from transformers import AutoTokenizer
 
     if not examples or len(examples) != len(soft):
@@ -169,56 +167,31 @@ def distill(
     )["input_ids"]
     labels = [e.label for e in examples]
     targets = torch.tensor(np.asarray(soft, np.float32))
-    rng = random.Random(config.seed)
-    total = max(1, int(math.ceil(len(examples) / config.batch_size) * config.epochs))
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": config.lr_layers}, {"params": head, "lr": config.lr_head}],
-        weight_decay=0.01,
-    )
-    warmup = max(1, int(total * config.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
-    )
     hard_loss = torch.nn.CrossEntropyLoss(
         weight=torch.tensor(class_weights(labels, len(LABELS)), device=device)
     )
+
+    def loss_of(logits: Any, batch: list[int], device: str) -> Any:
+        """Soft cross-entropy against the teacher plus ``hard_weight`` × the labels' CE."""
+        soft_ce = -(targets[batch].to(device) * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+        hard = torch.tensor([labels[i] for i in batch], device=device)
+        return soft_ce + config.hard_weight * hard_loss(logits, hard)
+
     pad = tokenizer.pad_token_id or 0
+    losses = train_steps(
+        model,
+        encoded,
+        pad,
+        body,
+        head,
+        config,
+        loss_of,
+        device=device,
+        desc="distil",
+        progress=progress,
+    )
+    step = len(losses)
     use_bf16 = config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
-
-    model.train()
-    losses: list[float] = []
-    step = 0
-    bar = tqdm(total=total, desc="distil", unit="step", disable=not progress)
-    while step < total:
-        for batch in length_bucketed_batches([len(x) for x in encoded], config.batch_size, rng):
-            width = max(len(encoded[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
-                mask[row, : len(encoded[i])] = 1
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            log_p = torch.log_softmax(logits.float(), dim=-1)
-            soft_ce = -(targets[batch].to(device) * log_p).sum(dim=-1).mean()
-            hard = torch.tensor([labels[i] for i in batch], device=device)
-            loss = soft_ce + config.hard_weight * hard_loss(logits.float(), hard)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(body + head, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-            if step >= total:
-                break
-    bar.close()
-
-    model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

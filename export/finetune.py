@@ -18,10 +18,10 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from export.data import LABELS, Example
 from export.errors import ExportError
@@ -98,6 +98,91 @@ def class_weights(labels: Sequence[int], n_classes: int) -> list[float]:
     return [w / mean for w in raw]
 
 
+class Schedule(Protocol):
+    """The training-loop fields :class:`FinetuneConfig` and the distillation config share."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def epochs(self) -> float: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def lr_layers(self) -> float: ...
+    @property
+    def lr_head(self) -> float: ...
+    @property
+    def warmup(self) -> float: ...
+    @property
+    def max_steps(self) -> int | None: ...
+    @property
+    def bf16(self) -> bool: ...
+
+
+def train_steps(
+    model: Any,
+    encoded: Sequence[Sequence[int]],
+    pad: int,
+    body: list[Any],
+    head: list[Any],
+    config: Schedule,
+    loss_of: Callable[[Any, list[int], str], Any],
+    *,
+    device: str,
+    desc: str,
+    progress: bool,
+) -> list[float]:
+    """AdamW over length-bucketed batches with warm-up and linear decay; the loss per step.
+
+    ``loss_of(logits, batch, device)`` is the loss of a batch (indices into ``encoded``):
+    class-weighted cross-entropy for fine-tuning, soft targets for distillation.
+    """
+    import torch
+    from tqdm import tqdm
+
+    rng = random.Random(config.seed)
+    total = max(1, int(math.ceil(len(encoded) / config.batch_size) * config.epochs))
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": config.lr_layers}, {"params": head, "lr": config.lr_head}],
+        weight_decay=0.01,
+    )
+    warmup = max(1, int(total * config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
+    )
+    use_bf16 = config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
+
+    model.train()
+    losses: list[float] = []
+    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress)
+    while len(losses) < total:
+        for batch in length_bucketed_batches([len(x) for x in encoded], config.batch_size, rng):
+            width = max(len(encoded[i]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                mask[row, : len(encoded[i])] = 1
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            loss = loss_of(logits.float(), batch, device)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(body + head, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            if len(losses) >= total:
+                break
+    bar.close()
+    model.eval()
+    return losses
+
+
 def finetune(
     base: Path,
     out: Path,
@@ -108,7 +193,6 @@ def finetune(
 ) -> dict[str, Any]:
     """Train the sentiment head on ``examples``; write an HF checkpoint to ``out``."""
     import torch
-    from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if not examples:
@@ -134,55 +218,27 @@ def finetune(
         max_length=config.max_length,
     )["input_ids"]
     labels = [e.label for e in examples]
-    rng = random.Random(config.seed)
-    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    total = max(1, int(steps_per_epoch * config.epochs))
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-
-    optimizer = torch.optim.AdamW(
-        [{"params": body, "lr": config.lr_layers}, {"params": head, "lr": config.lr_head}],
-        weight_decay=0.01,
-    )
-    warmup = max(1, int(total * config.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
-    )
     weights = torch.tensor(class_weights(labels, len(LABELS)), device=device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+
+    def loss_of(logits: Any, batch: list[int], device: str) -> Any:
+        return loss_fn(logits, torch.tensor([labels[i] for i in batch], device=device))
+
     pad = tokenizer.pad_token_id or 0
+    losses = train_steps(
+        model,
+        encoded,
+        pad,
+        body,
+        head,
+        config,
+        loss_of,
+        device=device,
+        desc="fine-tune",
+        progress=progress,
+    )
+    step = len(losses)
     use_bf16 = config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
-
-    model.train()
-    losses: list[float] = []
-    step = 0
-    bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress)
-    while step < total:
-        for batch in length_bucketed_batches([len(x) for x in encoded], config.batch_size, rng):
-            width = max(len(encoded[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
-                mask[row, : len(encoded[i])] = 1
-            target = torch.tensor([labels[i] for i in batch], device=device)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            loss = loss_fn(logits.float(), target)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(body + head, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-            if step >= total:
-                break
-    bar.close()
-
-    model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
