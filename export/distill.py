@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from export.data import LABELS, Example
 from export.errors import ExportError
-from export.finetune import class_weights, train_steps
+from export.finetune import class_weights, train_steps, uses_bf16
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,6 @@ def distill(
         progress=progress,
     )
     step = len(losses)
-    use_bf16 = config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -204,7 +203,7 @@ def distill(
         "base": str(base),
         "kept_layers": keep,
         "device": device,
-        "bf16": use_bf16,
+        "bf16": uses_bf16(config, device),
         "examples": len(examples),
         "examples_by_source": dict(Counter(e.source for e in examples)),
         "teacher_train_label_agreement": round(agreement, 4),

@@ -119,6 +119,13 @@ class Schedule(Protocol):
     def bf16(self) -> bool: ...
 
 
+def uses_bf16(config: Schedule, device: str) -> bool:
+    """Whether training autocasts to bfloat16: asked for, and the device supports it."""
+    import torch
+
+    return config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
+
+
 def train_steps(
     model: Any,
     encoded: Sequence[Sequence[int]],
@@ -152,7 +159,7 @@ def train_steps(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
     )
-    use_bf16 = config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
+    use_bf16 = uses_bf16(config, device)
 
     model.train()
     losses: list[float] = []
@@ -238,7 +245,6 @@ def finetune(
         progress=progress,
     )
     step = len(losses)
-    use_bf16 = config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -246,7 +252,7 @@ def finetune(
         "config": asdict(config),
         "base": str(base),
         "device": device,
-        "bf16": use_bf16,
+        "bf16": uses_bf16(config, device),
         "examples": len(examples),
         "examples_by_source": dict(Counter(e.source for e in examples)),
         "labels_by_source": {

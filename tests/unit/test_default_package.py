@@ -11,6 +11,7 @@ import json
 
 from models.scorer import Scorer
 from streams.settings import DEFAULT_MODEL
+from tests.packages import UNAMBIGUOUS_REVIEWS, labels_of
 
 MAX_MODEL_BYTES = 80 * 1024 * 1024
 
@@ -36,13 +37,5 @@ def test_recorded_dev_metrics_meet_the_release_targets(scorer: Scorer) -> None:
 
 
 def test_unambiguous_reviews_in_both_languages(scorer: Scorer) -> None:
-    texts = {
-        "质量很好，物流也快，非常满意，还会再来买": "positive",
-        "太差了，用了两天就坏了，客服也不理人，退货！": "negative",
-        "Love this dress, fits perfectly and the fabric is beautiful.": "positive",
-        "Terrible quality. It ripped after one wash and I returned it.": "negative",
-    }
-    scores = scorer.score(list(texts))
-    assert scores.probs is not None
-    labels = [scores.labels[int(row.argmax())] for row in scores.probs]
-    assert labels == list(texts.values())
+    texts = list(UNAMBIGUOUS_REVIEWS)
+    assert labels_of(scorer, texts) == list(UNAMBIGUOUS_REVIEWS.values())

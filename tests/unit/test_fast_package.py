@@ -15,6 +15,7 @@ import pytest
 from models.runtime import open_scorer
 from models.scorer import Scorer
 from streams.settings import DEFAULT_MODEL
+from tests.packages import UNAMBIGUOUS_REVIEWS, labels_of
 
 FAST_MODEL = DEFAULT_MODEL.parent / "sentiment-zh-en-fast"
 MAX_ACCURACY_LOSS = 0.02
@@ -52,13 +53,5 @@ def test_recorded_dev_metrics_are_within_two_points_of_the_default() -> None:
 
 
 def test_unambiguous_reviews_in_both_languages(scorer: Scorer) -> None:
-    texts = {
-        "质量很好，物流也快，非常满意，还会再来买": "positive",
-        "太差了，用了两天就坏了，客服也不理人，退货！": "negative",
-        "Love this dress, fits perfectly and the fabric is beautiful.": "positive",
-        "Terrible quality. It ripped after one wash and I returned it.": "negative",
-    }
-    scores = scorer.score(list(texts))
-    assert scores.probs is not None
-    labels = [scores.labels[int(row.argmax())] for row in scores.probs]
-    assert labels == list(texts.values())
+    texts = list(UNAMBIGUOUS_REVIEWS)
+    assert labels_of(scorer, texts) == list(UNAMBIGUOUS_REVIEWS.values())
