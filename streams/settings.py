@@ -129,8 +129,21 @@ class KafkaSettings(BaseModel):
 
 
 class BatchSettings(BaseModel):
-    max_size: int = Field(64, ge=1, description="events per micro-batch (take max)")
-    within_s: float = Field(0.5, gt=0, description="longest wait to fill a micro-batch")
+    max_size: int = Field(
+        256, ge=1, description="most events per micro-batch (the adaptive size stays under it)"
+    )
+    within_s: float = Field(
+        0.5,
+        gt=0,
+        description="longest wait to fill a micro-batch (with a latency target: a fifth of "
+        "the target when that is shorter)",
+    )
+    latency_target_ms: float = Field(
+        250,
+        ge=0,
+        description="p99 from an event entering its micro-batch to its ack that the batch size "
+        "is chosen to hold (streams.service.batching); 0 = fixed max_size / within_s",
+    )
 
 
 class ModelSettings(BaseModel):

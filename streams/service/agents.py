@@ -1,7 +1,9 @@
 """Thin Faust agents: take a micro-batch, process it off the loop, deliver, then ack.
 
-``noack_take`` hands over the events without acknowledging them (plain
-``take`` acks a batch even when the loop body fails). Each event is acked
+:func:`~streams.service.batching.adaptive_take` hands over the events
+without acknowledging them (plain ``take`` acks a batch even when the loop body
+fails), in batches a :class:`~streams.service.batching.BatchController` sizes
+from the service times of the batches before. Each event is acked
 only after :class:`~streams.service.sink.BatchSink` has the batch acknowledged by
 Kafka and written to the store, so Faust commits no offset past an event
 that is not durable. Concurrency stays 1 per agent to keep acks in order.
@@ -17,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Executor
 from typing import Any
 
 import faust
 
 from streams.events.contract import Source
+from streams.service.batching import BatchController, adaptive_take
 from streams.service.health import Health
+from streams.service.metrics import Metrics
 from streams.service.pipeline import BatchProcessor, BatchResult, RawRecord
 from streams.service.sink import FATAL, BatchSink
 from streams.settings import BatchSettings
@@ -52,6 +57,7 @@ def register_agent(
     batch: BatchSettings,
     health: Health,
     shutdown_timeout_s: float,
+    metrics: Metrics,
 ) -> None:
     """Attach the batch agent for ``processor.kind`` events on ``topic``.
 
@@ -60,11 +66,19 @@ def register_agent(
     awaited before the next starts, so events are acked in offset order.
     """
     name = f"score_{processor.kind}s"
+    controller = BatchController(batch)
+    metrics.batch_size_limit.labels(processor.kind).set(controller.limits.size)
 
-    async def deliver_then_ack(events: list[Any], result: BatchResult) -> None:
+    async def deliver_then_ack(
+        events: list[Any], result: BatchResult, first_in_s: float, taken_s: float, behind_s: float
+    ) -> None:
         await sink.deliver(processor, result)
         for event in events:
             event.ack()
+        acked_s = time.monotonic()
+        limits = controller.observe(len(events), acked_s - taken_s, behind_s)
+        metrics.batch_latency_seconds.labels(processor.kind).observe(acked_s - first_in_s)
+        metrics.batch_size_limit.labels(processor.kind).set(limits.size)
         log.debug(
             "%s batch %s: %d enriched, %d dead letters acked",
             processor.kind,
@@ -90,12 +104,17 @@ def register_agent(
         in_flight: asyncio.Task[None] | None = None
         health.agent_running(name)
         try:
-            async for events in stream.noack_take(batch.max_size, within=batch.within_s):
-                raw = [_raw(e) for e in events]
+            async for taken in adaptive_take(stream, lambda: controller.limits):
+                taken_s = time.monotonic()
+                raw = [_raw(e) for e in taken.events]
+                oldest_ms = min(r.source.timestamp_ms for r in raw)
+                behind_s = time.time() - oldest_ms / 1000  # against the producer's clock
                 result = await loop.run_in_executor(executor, processor.process, raw)
                 if in_flight is not None:
                     await in_flight
-                in_flight = asyncio.create_task(deliver_then_ack(list(events), result))
+                in_flight = asyncio.create_task(
+                    deliver_then_ack(taken.events, result, taken.first_in_s, taken_s, behind_s)
+                )
             if in_flight is not None:
                 await in_flight
                 in_flight = None

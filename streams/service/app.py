@@ -279,6 +279,7 @@ def build_worker(settings: Settings) -> Worker:
             settings.batch,
             health,
             settings.shutdown_timeout_s,
+            metrics,
         )
     alert_store = AlertStore(store.backend, store.db)
     alert_counts: Counter[str] = Counter()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -107,6 +107,20 @@ class Metrics:
             "Records per micro-batch",
             ["kind"],
             buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.batch_size_limit = Gauge(
+            f"{PREFIX}_batch_size_limit",
+            "Most records the next micro-batch takes (chosen for batch.latency_target_ms)",
+            ["kind"],
+            registry=r,
+        )
+        self.batch_latency_seconds = Histogram(
+            f"{PREFIX}_batch_latency_seconds",
+            "From a micro-batch's first record entering the take buffer to the batch acked "
+            "(its oldest record's time in the worker; the latency target's measure)",
+            ["kind"],
+            buckets=SECONDS_BUCKETS,
             registry=r,
         )
         self.inference_seconds = Histogram(

@@ -33,6 +33,7 @@ import onnxruntime as ort
 import orjson
 
 from streams.service.app import load_scorer
+from streams.service.batching import BatchController
 from streams.service.topics import ensure_topics
 from streams.settings import Settings
 from streams.tools.harness import Namespace, WorkerProcess
@@ -140,17 +141,25 @@ def latency_at_load(
     settings: Settings, texts: list[str], max_per_s: float, seconds: float
 ) -> dict[str, Any]:
     """p50/p95/p99 from arrival to scored at 50 % and 90 % of ``max_per_s``, events
-    arriving at a steady rate for ``seconds`` and micro-batched as the worker does."""
+    arriving at a steady rate for ``seconds`` and micro-batched as the worker does:
+    with fixed limits (``max_size`` / ``within_s``) and with the adaptive controller
+    (``latency_target_ms``, 250 when the settings turn it off), one after the other."""
     scorer = load_scorer(uncached(settings))
+    target = settings.batch.latency_target_ms or 250.0
+    modes = {
+        "fixed": settings.batch.model_copy(update={"latency_target_ms": 0}),
+        f"adaptive_{target:g}ms": settings.batch.model_copy(update={"latency_target_ms": target}),
+    }
     out: dict[str, Any] = {}
     for share in (0.5, 0.9):
         rate = max_per_s * share
         sample = texts[: max(1, min(len(texts), int(rate * seconds)))]
-        latencies = latencies_under_load(
-            scorer.score, sample, rate, settings.batch.max_size, settings.batch.within_s
-        )
-        out[f"{round(share * 100)}%"] = {"per_s": round(rate, 1), "events": len(sample)}
-        out[f"{round(share * 100)}%"] |= percentiles_ms(latencies)
+        row: dict[str, Any] = {"per_s": round(rate, 1), "events": len(sample)}
+        for mode, batch in modes.items():
+            controller = BatchController(batch)
+            latencies = latencies_under_load(scorer.score, sample, rate, controller)
+            row[mode] = percentiles_ms(latencies) | {"last_size_limit": controller.limits.size}
+        out[f"{round(share * 100)}%"] = row
     return out
 
 

@@ -1,8 +1,10 @@
 """Latency of the scoring path under an open-loop load, micro-batched as the worker does.
 
 Events arrive at a fixed rate; the consumer takes what has arrived, waiting for
-at most ``max_size`` events or ``within_s`` after the first one (faust's
-``take(max_size, within)``), scores them, and each event's latency is the time
+at most ``limits.size`` events or ``limits.within_s`` after the first one, as
+the worker's take loop does, with the limits of a
+:class:`~streams.service.batching.BatchController` told each batch's scoring
+time (fixed limits when its target is 0). Each event's latency is the time
 from its arrival to the end of its batch's scoring. The clock and sleep are
 parameters, so a test can drive it with a fake clock.
 """
@@ -14,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from streams.service.batching import BatchController
+
 EPSILON_S = 1e-9  # clock rounding: an arrival this close to now has arrived
 
 
@@ -21,8 +25,7 @@ def latencies_under_load(
     score: Callable[[Sequence[str]], object],
     texts: Sequence[str],
     rate: float,
-    max_size: int,
-    within_s: float,
+    batching: BatchController,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[float]:
@@ -36,14 +39,16 @@ def latencies_under_load(
         if arrivals[i] > now + EPSILON_S:
             sleep(arrivals[i] - now)
             continue
-        end = min(i + max_size, len(texts))
-        ready_by = min(arrivals[end - 1], arrivals[i] + within_s)
+        limits = batching.limits
+        end = min(i + limits.size, len(texts))
+        ready_by = min(arrivals[end - 1], arrivals[i] + limits.within_s)
         if ready_by > now + EPSILON_S:
             sleep(ready_by - now)
             now = clock() - start
         j = i + sum(1 for a in arrivals[i:end] if a <= now + EPSILON_S)
         score(texts[i:j])
         done = clock() - start
+        batching.observe(j - i, done - now, now - arrivals[i])
         out.extend(done - a for a in arrivals[i:j])
         i = j
     return out

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from streams.service.batching import BatchController
+from streams.settings import BatchSettings
 from streams.tools.latency import latencies_under_load, percentiles_ms
 
 
@@ -22,7 +24,12 @@ class FakeClock:
 
 
 def _run(
-    rate: float, max_size: int, within_s: float, per_text_s: float, n: int = 40
+    rate: float,
+    max_size: int,
+    within_s: float,
+    per_text_s: float,
+    n: int = 40,
+    target_ms: float = 0,
 ) -> tuple[list[float], list[int]]:
     clock = FakeClock()
     sizes: list[int] = []
@@ -32,7 +39,9 @@ def _run(
         clock.now += 0.01 + per_text_s * len(batch)
 
     texts = [f"t{i}" for i in range(n)]
-    return latencies_under_load(score, texts, rate, max_size, within_s, clock, clock.sleep), sizes
+    batch = BatchSettings(max_size=max_size, within_s=within_s, latency_target_ms=target_ms)
+    controller = BatchController(batch)
+    return latencies_under_load(score, texts, rate, controller, clock, clock.sleep), sizes
 
 
 def test_light_load_waits_within_then_scores_what_arrived() -> None:
@@ -56,3 +65,15 @@ def test_overload_grows_latency_and_batches() -> None:
     assert max(sizes) > 3
     assert percentiles_ms(heavy)["p99_ms"] > percentiles_ms(light)["p99_ms"]
     assert heavy[-1] > heavy[0]  # the queue builds up
+
+
+def test_the_adaptive_controller_holds_a_target_that_fixed_batches_miss() -> None:
+    # 0.01 s per batch + 0.002 s per text: 64 texts take 0.138 s; at 300/s a fixed batch
+    # of 64 waits ~0.2 s to fill, so its first text is ~0.35 s old when scored
+    fixed, _ = _run(rate=300, max_size=64, within_s=0.5, per_text_s=0.002, n=600)
+    adaptive, sizes = _run(
+        rate=300, max_size=64, within_s=0.5, per_text_s=0.002, n=600, target_ms=100
+    )
+    assert percentiles_ms(fixed)["p99_ms"] > 300
+    assert percentiles_ms(adaptive)["p99_ms"] <= 100
+    assert max(sizes[10:]) < 64  # settled below the cap
