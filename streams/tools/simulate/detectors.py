@@ -4,9 +4,10 @@ products and categories; ``plugin-binomial``: the same engine with
 :func:`streams.alerts.calibration.plugin_binomial_sf` (the baseline share taken for the truth),
 so only the tail differs; ``plain-binomial``: per product and window, a binomial test of the
 window's negatives against the product's own share of the previous ``history_days``
-(Jeffreys-smoothed), at the per-test alpha the engine would use (the same budget over the
-products that could fire in each window), with no minimum, no effect floor and no pending
-window, firing on any window with p < alpha; ``threshold``: negative share
+(Jeffreys-smoothed), at a per-test alpha spent as the engine spends it (the same budget, split
+by :func:`streams.alerts.detector.tarone_alpha` over the products this test could fire on in
+each window), with no minimum, no effect floor and no pending window, firing on any window
+with p < alpha; ``threshold``: negative share
 > 30 % with ≥ 5 reviews in a window; ``oracle-binomial``: the plain binomial told each product's
 true steady share, which no real detector knows, not a contender but an upper bound on what any
 test at that alpha can catch. An episode (:class:`Firing`) is one alert id for the engine and a
