@@ -9,7 +9,7 @@ notifications are :class:`AlertEvent` records (:mod:`.event`). The engine
 false-alert budget on simulated streams.
 """
 
-from streams.alerts.detector import alpha_for_budget
+from streams.alerts.detector import alpha_for_budget, tarone_alpha
 from streams.alerts.engine import AlertEngine, Evidence, WindowCount, run_alerts
 from streams.alerts.event import AlertEvent, NegativeReview
 from streams.alerts.settings import AlertSettings
@@ -23,4 +23,5 @@ __all__ = [
     "WindowCount",
     "alpha_for_budget",
     "run_alerts",
+    "tarone_alpha",
 ]

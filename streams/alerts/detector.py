@@ -8,7 +8,8 @@ reviews with more of them negative is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from streams.alerts.baseline import Baseline
@@ -18,26 +19,69 @@ from streams.alerts.settings import AlertSettings
 Tail = Callable[[int, int, float, float], float]
 
 
+def window_budget(false_alerts_per_day: float, sizes: int, windows_per_day: float) -> float:
+    """False alerts one window may spend: the daily budget split over sizes, then windows."""
+    return false_alerts_per_day / (max(sizes, 1) * windows_per_day)
+
+
 def alpha_for_budget(
-    false_alerts_per_day: float, sizes: int, windows_per_day: float, eligible: int
+    false_alerts_per_day: float, sizes: int, windows_per_day: float, tests: int
 ) -> float:
-    """Per-test significance level of one window that spends a budget of false alerts per day.
+    """Per-test significance level that spends a window's budget evenly over ``tests`` tests.
 
     The budget is split evenly over the window sizes, then over the
-    ``windows_per_day`` windows of this size, then over the ``eligible``
-    series in this window: those with at least ``min_negative`` reviews,
-    the only ones that can fire. A series with fewer reviews cannot reach the
-    minimum whatever its share, so it spends nothing; how many reviews a
-    series got says nothing about its share, so counting on it keeps the
-    bound. By the union bound the expected number of windows over threshold
-    by chance, and so of false alerts, stays at or under the budget, however
-    many products there are and however busy the hour. The bound is still
-    conservative: a warning needs its windows over threshold in a row, the
-    effect floor must be cleared too, and the beta-binomial p-value is
-    conservative on thin history.
+    ``windows_per_day`` windows of this size (:func:`window_budget`), then
+    over the ``tests`` series counted in this window. By the union bound the
+    expected number of windows over threshold by chance, and so of false
+    alerts, stays at or under the budget. Which series must be counted is
+    :func:`tarone_alpha`'s business; counting every series with at least
+    ``min_negative`` reviews is the plain union bound, which Tarone's count
+    never exceeds.
     """
-    tests = max(sizes, 1) * windows_per_day * max(eligible, 1)
-    return min(1.0, false_alerts_per_day / tests)
+    budget = window_budget(false_alerts_per_day, sizes, windows_per_day)
+    return min(1.0, budget / max(tests, 1))
+
+
+def smallest_p_value(n: int, baseline: Baseline, settings: AlertSettings, tail: Tail) -> float:
+    """The smallest p-value a window of ``n`` reviews could reach against ``baseline``.
+
+    Every review negative (k = n) gives the smallest p-value; the window must
+    also reach ``min_negative`` and the effect floor, which only rules out more
+    counts (and so the whole window when k = n misses them: 1.0, it cannot
+    fire). It depends on the volume and the history, never on how many of the
+    window's reviews are negative, which is what lets :func:`tarone_alpha`
+    leave out series that cannot fire without breaking the bound.
+    """
+    if n < settings.min_negative or 1.0 - baseline.share < settings.effect_floor:
+        return 1.0
+    return tail(n, n, baseline.a, baseline.b)
+
+
+def tarone_alpha(budget: float, smallest_p_values: Iterable[float]) -> float:
+    """Per-test alpha of one window: ``budget`` split over the series that could reach it.
+
+    The p-value of a window is discrete: a product with 4 reviews in the hour
+    can at worst have 4 negatives of 4, and if even that is not rare enough
+    for the product's usual share, the window cannot fire whatever its
+    reviews say. Such a series cannot cause a false alert, so it needs no
+    share of the budget (Tarone 1990, for discrete tests). Counting only the
+    series that can fire raises everyone's alpha, which lets more series fire,
+    so the count is settled as Tarone does it: alpha = budget / m for the
+    smallest m ≥ 1 such that at most m series have a smallest possible p-value
+    (:func:`smallest_p_value`) under budget / m. Then the series that can
+    fire number at most m, each fires by chance with probability under
+    alpha, and the expected false alerts stay within m · alpha = budget (the
+    union bound); every other series fires with probability zero. m is never
+    more than the number of series with a smallest p-value under 1, so alpha
+    is never below the plain union bound's over those series.
+    """
+    ordered = sorted(smallest_p_values)
+    # m grows until at most m series have a smallest p-value under alpha; it stops at the
+    # number of series under 1 at the latest.
+    m = 1
+    while bisect_left(ordered, min(1.0, budget / m)) > m:
+        m += 1
+    return min(1.0, budget / m)
 
 
 @dataclass(frozen=True)

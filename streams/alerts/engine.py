@@ -25,7 +25,7 @@ from functools import cache
 from typing import Literal
 
 from streams.alerts.baseline import Baseline, History, overall_share
-from streams.alerts.detector import Tail, alpha_for_budget, assess
+from streams.alerts.detector import Tail, assess, smallest_p_value, tarone_alpha, window_budget
 from streams.alerts.event import AlertEvent, NegativeReview, alert_id, top_evidence
 from streams.alerts.lifecycle import Lifecycle
 from streams.alerts.settings import AlertSettings
@@ -157,13 +157,6 @@ class AlertEngine:
                 series.category, series.last_start_ms = r.category, start_ms
                 table[key] = series
         self._expire(size, start_ms)
-        # Series that could fire: alpha is spent only on them (detector.alpha_for_budget).
-        eligible = sum(
-            r.n >= self._settings.min_negative for rs in seen.values() for r in rs.values()
-        )
-        alpha = alpha_for_budget(
-            self._settings.false_alerts_per_day, len(self._sizes), DAY_MS / size.length_ms, eligible
-        )
         overall = overall_share(*size.overall.counts(start_ms))
         categories = size.series["category"]
         strength = self._settings.prior_strength
@@ -174,6 +167,28 @@ class AlertEngine:
                 return overall
             negative, other = categories[category].history.counts(start_ms)
             return Baseline(negative, other, overall, strength).share
+
+        @cache
+        def baseline(scope: Scope, key: str) -> Baseline:
+            """The series' belief before this window: products lean on their category."""
+            series = size.series[scope][key]
+            prior = overall if scope == "category" else category_share(series.category)
+            return Baseline(*series.history.counts(start_ms), prior, strength)
+
+        # Alpha is spent only on the series that could fire, whatever their share of negatives:
+        # at least min_negative reviews, and a smallest possible p-value that alpha can beat
+        # (detector.tarone_alpha). A series with fewer reviews needs no baseline here.
+        alpha = tarone_alpha(
+            window_budget(
+                self._settings.false_alerts_per_day, len(self._sizes), DAY_MS / size.length_ms
+            ),
+            (
+                smallest_p_value(r.n, baseline(scope, key), self._settings, self._tail)
+                for scope, rs in seen.items()
+                for key, r in rs.items()
+                if r.n >= self._settings.min_negative
+            ),
+        )
 
         def window(scope: Scope, key: str, series: _Series) -> WindowCount:
             """The series' counts, or an empty window for an open alert without reviews."""
@@ -186,9 +201,8 @@ class AlertEngine:
         products = size.series["product"]
         for key in sorted(seen["product"].keys() | size.open["product"]):
             series = products[key]
-            prior = category_share(series.category)
             record = window("product", key, series)
-            events += self._test(size, series, record, prior, alpha, None, remember)
+            events += self._test(size, series, record, baseline, alpha, None, remember)
 
         firing: defaultdict[str | None, list[str]] = defaultdict(list)
         for key in sorted(size.open["product"]):
@@ -197,7 +211,7 @@ class AlertEngine:
         for key in sorted(seen["category"].keys() | size.open["category"]):
             record = window("category", key, categories[key])
             group = tuple(firing[key])
-            events += self._test(size, categories[key], record, overall, alpha, group, remember)
+            events += self._test(size, categories[key], record, baseline, alpha, group, remember)
 
         for history, record in remember:
             history.add(record.window_start_ms, record.n, record.negative)
@@ -211,7 +225,7 @@ class AlertEngine:
         size: _Size,
         series: _Series,
         record: WindowCount,
-        prior_share: float,
+        baseline_of: Callable[[Scope, str], Baseline],
         alpha: float,
         product_ids: tuple[str, ...] | None,
         remember: list[tuple[History, WindowCount]],
@@ -223,8 +237,7 @@ class AlertEngine:
             # windows end here, without a baseline or a p-value.
             remember.append((series.history, record))
             return []
-        negative, other = series.history.counts(record.window_start_ms)
-        baseline = Baseline(negative, other, prior_share, self._settings.prior_strength)
+        baseline = baseline_of(record.scope, record.key)
         verdict = assess(record.negative, record.n, baseline, alpha, self._settings, self._tail)
         status = life.advance(
             record.window_start_ms, verdict.over, verdict.critical, self._settings, size.pending

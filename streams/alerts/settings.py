@@ -47,7 +47,7 @@ class AlertSettings(BaseModel):
         1.0,
         gt=0,
         description="budget of false alerts per day over all series; sets the per-test alpha "
-        "(see streams.alerts.detector.alpha_for_budget)",
+        "(see streams.alerts.detector.tarone_alpha)",
     )
     critical_factor: float = Field(
         100.0, ge=1, description="p < alpha / critical_factor fires critical at once"

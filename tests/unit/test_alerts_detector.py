@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streams.alerts.baseline import Baseline, History, overall_share
-from streams.alerts.detector import alpha_for_budget, assess
+from streams.alerts.detector import (
+    alpha_for_budget,
+    assess,
+    smallest_p_value,
+    tarone_alpha,
+    window_budget,
+)
 from streams.alerts.settings import AlertSettings
 from streams.alerts.tails import beta_binomial_sf
 
@@ -23,6 +31,60 @@ def test_alpha_spends_the_budget_over_sizes_windows_and_series_that_can_fire() -
     # No series could fire: alpha as for one (it is not used).
     assert alpha_for_budget(1.0, 2, 24, 0) == pytest.approx(0.5 / 24)
     assert alpha_for_budget(100.0, 1, 1, 1) == 1.0
+
+
+def test_the_smallest_p_value_is_every_review_negative_or_none() -> None:
+    settings = AlertSettings()  # min_negative 3, effect floor 0.10
+    usual = Baseline(100.0, 900.0, prior_share=0.1, prior_strength=10)  # share 0.1
+    assert smallest_p_value(4, usual, settings, beta_binomial_sf) == beta_binomial_sf(
+        4, 4, usual.a, usual.b
+    )
+    # Fewer reviews than min_negative, or a share so high that even all-negative misses the
+    # effect floor: the window cannot be over threshold, whatever its negatives.
+    assert smallest_p_value(2, usual, settings, beta_binomial_sf) == 1.0
+    awful = Baseline(950.0, 50.0, prior_share=0.9, prior_strength=10)  # share 0.95
+    assert smallest_p_value(40, awful, settings, beta_binomial_sf) == 1.0
+
+
+def test_a_series_that_cannot_reach_alpha_spends_no_budget() -> None:
+    # Two series that could fire (all-negative would be very rare) and three whose best case,
+    # 3 of 3 negative at a usual share near 20 %, is not rare enough for any alpha here.
+    smallest = [1e-6, 1e-5, 0.008, 0.008, 0.008]
+    assert tarone_alpha(0.01, smallest) == pytest.approx(0.005)  # budget over 2, not 5
+    # At budget / 1 three series could reach 0.01: one test is not enough.
+    assert tarone_alpha(0.05, smallest) == pytest.approx(0.05 / 5)
+    assert tarone_alpha(0.01, []) == 0.01  # nothing can fire: alpha as for one test
+    assert tarone_alpha(10.0, [0.5]) == 1.0
+
+
+def test_quiet_series_do_not_dilute_alpha() -> None:
+    """Forty products with 3 reviews in the hour at a usual share near 30 % and one busy one."""
+    settings = AlertSettings()
+    budget = window_budget(settings.false_alerts_per_day, 2, 24)  # an hour of two sizes
+    quiet = smallest_p_value(3, Baseline(60.0, 140.0, 0.3, 10), settings, beta_binomial_sf)
+    busy = smallest_p_value(20, Baseline(20.0, 180.0, 0.1, 10), settings, beta_binomial_sf)
+    assert quiet > budget  # 3 of 3 negative happens about once in 35 such hours
+    assert tarone_alpha(budget, [busy, *[quiet] * 40]) == budget  # one test, not 41
+    assert alpha_for_budget(settings.false_alerts_per_day, 2, 24, 41) == pytest.approx(budget / 41)
+
+
+budgets = st.floats(1e-6, 10.0)
+smallest_values = st.lists(
+    st.one_of(st.floats(0.0, 1.0), st.just(1.0), st.floats(1e-12, 1e-3)), max_size=60
+)
+
+
+@given(budget=budgets, smallest=smallest_values)
+def test_tarone_alpha_keeps_the_union_bound_and_never_falls_below_the_plain_one(
+    budget: float, smallest: list[float]
+) -> None:
+    alpha = tarone_alpha(budget, smallest)
+    plain = min(1.0, budget / max(len(smallest), 1))  # every series counted
+    assert alpha >= plain
+    # Only series whose smallest p-value is under alpha can be over threshold, each with
+    # probability under alpha: their expected false alerts stay within the budget.
+    counted = sum(p < alpha for p in smallest)
+    assert counted * alpha <= budget * (1 + 1e-12)
 
 
 def test_pending_for_counts_windows_of_each_length() -> None:

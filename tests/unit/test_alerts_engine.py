@@ -106,6 +106,34 @@ def test_a_promotion_on_hourly_windows_does_not_fire_either() -> None:
     )
 
 
+def test_products_that_cannot_fire_leave_alpha_alone() -> None:
+    """Forty products at 3 reviews an hour (1 negative) cannot fire: 3 of 3 is not rare enough.
+
+    Counting them as tests would divide the hour's budget (0.01) by 42 instead of by 2 (the
+    spiking product and its category), and two hours of 5 negatives of 5 at a usual 20 %
+    (p ≈ 3e-4 each) would stay under the line.
+    """
+    hourly = AlertSettings(windows=["1h"], false_alerts_per_day=0.24)
+    quiet = {f"q{i:02d}": (3, 1) for i in range(40)}
+
+    def hours(first: int, last: int, p1: tuple[int, int]) -> list[WindowCount]:
+        out: list[WindowCount] = []
+        for h in range(first, last):
+            start, end = T0 + h * HOUR, T0 + (h + 1) * HOUR
+            products = {"p1": p1, **quiet}
+            out += [
+                WindowCount("product", p, "c1", start, end, n, k) for p, (n, k) in products.items()
+            ]
+            n, k = sum(n for n, _ in products.values()), sum(k for _, k in products.values())
+            out.append(WindowCount("category", "c1", "c1", start, end, n, k))
+        return out
+
+    history = hours(0, 14 * 24, (5, 1))
+    events = run(history + hours(14 * 24, 14 * 24 + 2, (5, 5)), hourly)
+    assert brief(events) == [(14, "p1", "firing", "warning")]
+    assert 0.01 / 42 < events[0].p_value < 0.01 / 2
+
+
 def test_windows_in_alert_stay_out_of_the_baseline() -> None:
     records = (
         days(0, 28, p1=NORMAL)

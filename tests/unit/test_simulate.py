@@ -15,7 +15,12 @@ from streams.alerts.settings import AlertSettings
 from streams.cli import main
 from streams.tools.simulate.accounting import evaluate
 from streams.tools.simulate.corpus import Corpus, Text, load_corpus
-from streams.tools.simulate.detectors import Firing, threshold_over, trailing_share
+from streams.tools.simulate.detectors import (
+    Firing,
+    threshold_over,
+    trailing_share,
+    window_alpha,
+)
 from streams.tools.simulate.run import parse_settings, run_simulation
 from streams.tools.simulate.streams import DAY_MS, HOUR_MS, SimConfig, simulate_streams
 from streams.tools.simulate.windows import window_matrix
@@ -131,6 +136,14 @@ def test_window_rules() -> None:
     assert np.isnan(share[0, 0])
     assert share[0, 1] == pytest.approx(1.5 / 11)
     assert share[0, 3] == pytest.approx((1 + 4 + 0.5) / 21)
+
+
+def test_the_rules_spend_alpha_on_what_their_test_can_reach() -> None:
+    """One product with 4 reviews at a 5 % share could fire; 30 with one review at 10 % cannot."""
+    n = np.array([[4], *[[1]] * 30, [0]], np.int64)
+    share = np.array([[0.05], *[[0.1]] * 30, [np.nan]])
+    budget = SETTINGS.false_alerts_per_day / 2 / 24  # an hour of two window sizes
+    assert window_alpha(n, share, SETTINGS, HOUR_MS).tolist() == [budget]
 
 
 def test_settings_overrides() -> None:

@@ -4,9 +4,10 @@ products and categories; ``plugin-binomial``: the same engine with
 :func:`streams.alerts.calibration.plugin_binomial_sf` (the baseline share taken for the truth),
 so only the tail differs; ``plain-binomial``: per product and window, a binomial test of the
 window's negatives against the product's own share of the previous ``history_days``
-(Jeffreys-smoothed), at the per-test alpha the engine would use (the same budget over the
-products that could fire in each window), with no minimum, no effect floor and no pending
-window, firing on any window with p < alpha; ``threshold``: negative share
+(Jeffreys-smoothed), at a per-test alpha spent as the engine spends it (the same budget, split
+by :func:`streams.alerts.detector.tarone_alpha` over the products this test could fire on in
+each window), with no minimum, no effect floor and no pending window, firing on any window
+with p < alpha; ``threshold``: negative share
 > 30 % with ≥ 5 reviews in a window; ``oracle-binomial``: the plain binomial told each product's
 true steady share, which no real detector knows, not a contender but an upper bound on what any
 test at that alpha can catch. An episode (:class:`Firing`) is one alert id for the engine and a
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from streams.alerts.calibration import T0_MS
-from streams.alerts.detector import Tail, alpha_for_budget
+from streams.alerts.detector import Tail, tarone_alpha, window_budget
 from streams.alerts.engine import WindowCount, run_alerts
 from streams.alerts.event import AlertEvent, NegativeReview
 from streams.alerts.settings import AlertSettings
@@ -114,14 +115,19 @@ def trailing_share(n: Ints, k: Ints, history_windows: int) -> Floats:
     return share
 
 
-def window_alpha(n: Ints, settings: AlertSettings, length_ms: int) -> Floats:
-    """The engine's alpha for each window (column), counting the products that could fire."""
-    eligible = (n >= settings.min_negative).sum(axis=0)
-    per_day = DAY_MS / length_ms
-    sizes = len(settings.windows)
-    return np.array(
-        [alpha_for_budget(settings.false_alerts_per_day, sizes, per_day, int(e)) for e in eligible]
-    )
+def window_alpha(n: Ints, share: Floats, settings: AlertSettings, length_ms: int) -> Floats:
+    """Each window's (column's) alpha for a binomial test of the products at ``share``.
+
+    The engine's budget and rule (:func:`streams.alerts.detector.tarone_alpha`) over this
+    test's own reach: a product's smallest possible p-value is share ** n (every review
+    negative; the rules have no minimum and no floor), and a product without a share is not
+    tested.
+    """
+    budget = window_budget(settings.false_alerts_per_day, len(settings.windows), DAY_MS / length_ms)
+    with np.errstate(invalid="ignore"):
+        testable = (n > 0) & ~np.isnan(share)
+        smallest = np.where(testable, np.exp(n * np.log(np.where(testable, share, 1.0))), 1.0)
+    return np.array([tarone_alpha(budget, column[column < 1.0].tolist()) for column in smallest.T])
 
 
 def binomial_over(n: Ints, k: Ints, share: Floats, alpha: Floats) -> Bools:
@@ -151,13 +157,13 @@ def rule_firings(streams: Streams, settings: AlertSettings, rule: str) -> list[F
     firings: list[Firing] = []
     for length_ms in settings.window_lengths_ms().values():
         n, k = window_matrix(streams, length_ms)
-        alpha = window_alpha(n, settings, length_ms)
         if rule == "plain-binomial":
             history = settings.history_days * DAY_MS // length_ms
-            over = binomial_over(n, k, trailing_share(n, k, history), alpha)
+            share = trailing_share(n, k, history)
+            over = binomial_over(n, k, share, window_alpha(n, share, settings, length_ms))
         elif rule == "oracle-binomial":
-            true_share = np.repeat(streams.product_share[:, None], n.shape[1], axis=1)
-            over = binomial_over(n, k, true_share, alpha)
+            share = np.repeat(streams.product_share[:, None], n.shape[1], axis=1)
+            over = binomial_over(n, k, share, window_alpha(n, share, settings, length_ms))
         elif rule == "threshold":
             over = threshold_over(n, k)
         else:
