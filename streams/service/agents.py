@@ -70,13 +70,20 @@ def register_agent(
     metrics.batch_size_limit.labels(processor.kind).set(controller.limits.size)
 
     async def deliver_then_ack(
-        events: list[Any], result: BatchResult, first_in_s: float, taken_s: float, behind_s: float
+        events: list[Any],
+        result: BatchResult,
+        first_in_s: float,
+        taken_s: float,
+        since_last_s: float | None,
+        behind_s: float,
     ) -> None:
         await sink.deliver(processor, result)
         for event in events:
             event.ack()
         acked_s = time.monotonic()
-        limits = controller.observe(len(events), acked_s - taken_s, behind_s)
+        limits = controller.observe(
+            len(events), acked_s - taken_s, since_last_s=since_last_s, behind_s=behind_s
+        )
         metrics.batch_latency_seconds.labels(processor.kind).observe(acked_s - first_in_s)
         metrics.batch_size_limit.labels(processor.kind).set(limits.size)
         log.debug(
@@ -102,10 +109,13 @@ def register_agent(
     async def score_batches(stream: Any) -> None:  # faust.Stream: StreamT lacks noack_take
         loop = asyncio.get_running_loop()
         in_flight: asyncio.Task[None] | None = None
+        last_taken_s: float | None = None
         health.agent_running(name)
         try:
             async for taken in adaptive_take(stream, lambda: controller.limits):
                 taken_s = time.monotonic()
+                since_last_s = None if last_taken_s is None else taken_s - last_taken_s
+                last_taken_s = taken_s
                 raw = [_raw(e) for e in taken.events]
                 oldest_ms = min(r.source.timestamp_ms for r in raw)
                 behind_s = time.time() - oldest_ms / 1000  # against the producer's clock
@@ -113,7 +123,9 @@ def register_agent(
                 if in_flight is not None:
                     await in_flight
                 in_flight = asyncio.create_task(
-                    deliver_then_ack(taken.events, result, taken.first_in_s, taken_s, behind_s)
+                    deliver_then_ack(
+                        taken.events, result, taken.first_in_s, taken_s, since_last_s, behind_s
+                    )
                 )
             if in_flight is not None:
                 await in_flight

@@ -1,28 +1,40 @@
 """Micro-batches sized to hold a latency target, and the take loop that reads their limits.
 
-An event waits in the worker for its micro-batch to fill (at most ``within``),
+A record waits in the worker for its micro-batch to fill (at most ``within``),
 then for the batch to be scored, sent to Kafka and written to the store. Big
-batches are cheaper per event, small ones wait less. :class:`BatchController`
-(sans-IO: it is told what happened and answers with numbers) keeps ``within``
-at a fifth of ``latency_target_ms`` and sizes batches so that one batch's
-service time, predicted from a moving average of the measured time per
-event, fits in three quarters of what is left: the rest is headroom for the
-slow tail, since the target is a p99. The average follows the batches the
-worker actually ran, so the size settles where a batch takes that long:
-smaller on long reviews, a slow model or a busy machine, larger on short
-reviews or a GPU, never above ``max_size``. A target of 0 keeps the fixed
-``max_size`` / ``within_s`` (throughput first, e.g. for a backfill).
+batches are cheaper per review, small ones wait less. :class:`BatchController`
+(sans-IO: it is told what happened and answers with numbers) fits the
+service time of a batch as ``a + b × events`` (exponentially weighted least
+squares over the batches the worker ran: ``a`` is the per-batch cost, ``b``
+the per-review one) and measures the arrival rate λ, then picks the size n
+for the next batch:
+
+- the largest n whose wait and service fit the target with headroom:
+  (n − 1) / λ + a + b·n ≤ 0.75 × target, since the first record of a batch
+  waits for the n − 1 after it;
+- but never below the smallest n that keeps up: a batch must be scored in
+  0.8 of the time the next one takes to arrive (a + b·n ≤ 0.8 · n / λ), or a
+  queue builds and every latency grows. When the two disagree, keeping up
+  wins: the target is missed by as little as the load allows. When no size
+  keeps up by the fit, the size doubles each batch (up to ``max_size``).
+
+``within`` is the time n records take to arrive, so a batch is not held for
+records that are late. Small on long reviews, a slow model or a busy
+machine, larger on short reviews, a GPU or a burst, never above
+``max_size``; a target of 0 keeps the fixed ``max_size`` / ``within_s``
+(throughput first, e.g. for a backfill).
 
 When the worker is behind — a batch's oldest record was already more than
 half the target old when it was taken (its Kafka timestamp against the
-worker's clock): a backlog after a restart, a replay, a burst above what
-small batches can score — the target is lost for those records anyway, and
-batches go to ``max_size`` to catch up as fast as the worker can; once
-caught up, the measured time per event sizes them again. Above the rate the
-worker scores even at ``max_size``, the backlog waits in Kafka
+worker's clock): a backlog after a restart, a replay, a burst — the target is
+lost for those records anyway, and each batch doubles the size (up to
+``max_size``) to catch up faster; doubling rather than leaping keeps one huge
+batch from making every record behind it late. Above the rate the worker
+scores at ``max_size``, the backlog waits in Kafka
 (``reviewpulse_consumer_lag``) and only more workers help (README, "Scaling
 out"). A producer clock ahead of the worker's only makes records look fresh;
-one far behind keeps batches at ``max_size``, the behaviour without a target.
+one far behind keeps batches growing to ``max_size``, the behaviour without
+a target.
 
 :func:`adaptive_take` is Faust's ``Stream.noack_take`` with the size and the
 wait read again for every batch (Faust takes both once, per stream); it hands
@@ -33,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -44,10 +57,12 @@ from streams.settings import BatchSettings
 
 log = logging.getLogger(__name__)
 
-WITHIN_SHARE = 0.2  # of the target: the longest wait for a batch to fill
-HEADROOM = 0.75  # of the rest: a batch's predicted service time
-SMOOTHING = 0.2  # weight of the newest batch in the moving average of time per event
+HEADROOM = 0.75  # of the target: a batch's predicted wait + service
+UTILISATION = 0.8  # a batch is scored in this share of the time the next takes to arrive
 BEHIND_SHARE = 0.5  # of the target: a batch whose oldest record waited longer catches up
+SMOOTHING = 0.2  # weight of the newest batch in the estimates
+INITIAL_WITHIN_SHARE = 0.2  # of the target: the wait until the arrival rate is known
+MIN_WITHIN_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -58,33 +73,94 @@ class Limits:
     within_s: float
 
 
+class ServiceFit:
+    """Exponentially weighted least squares of a batch's service time: ``a + b × events``."""
+
+    def __init__(self) -> None:
+        self._w = self._n = self._s = self._nn = self._ns = 0.0
+        self._ratio = 0.0  # a / b: the batch size whose per-event time equals the per-batch one
+
+    def add(self, events: int, service_s: float) -> None:
+        keep = 1 - SMOOTHING
+        self._w = keep * self._w + 1
+        self._n = keep * self._n + events
+        self._s = keep * self._s + service_s
+        self._nn = keep * self._nn + events * events
+        self._ns = keep * self._ns + events * service_s
+
+    def line(self) -> tuple[float, float]:
+        """(a, b): seconds per batch and per event. Batches all of about one size (a
+        settled controller) can't tell the two apart: the ratio a / b last seen is kept
+        and scaled to the current times; before any, all the time counts as per event."""
+        if self._n <= 0:
+            return 0.0, 0.0
+        spread = self._w * self._nn - self._n * self._n  # w² × the variance of the sizes
+        if spread > 0.25 * self._w * self._w:
+            b = (self._w * self._ns - self._n * self._s) / spread
+            a = (self._s - b * self._n) / self._w
+            if a >= 0 and b > 0:
+                self._ratio = a / b
+                return a, b
+        b = self._s / (self._ratio * self._w + self._n)  # mean time / (a/b + mean size)
+        return self._ratio * b, b
+
+
 class BatchController:
-    """Chooses each micro-batch's size and wait from the service times of the ones before."""
+    """Chooses each micro-batch's size and wait from the batches before it."""
 
     def __init__(self, settings: BatchSettings) -> None:
         self._max_size = settings.max_size
+        self._max_within_s = settings.within_s
         self._target_s = settings.latency_target_ms / 1000
         self._adaptive = self._target_s > 0
-        within = min(settings.within_s, WITHIN_SHARE * self._target_s)
+        within = min(settings.within_s, INITIAL_WITHIN_SHARE * self._target_s)
         self.limits = Limits(self._max_size, within if self._adaptive else settings.within_s)
-        self.seconds_per_event: float | None = None
+        self.fit = ServiceFit()
+        self._arrived = self._elapsed_s = 0.0
 
-    def observe(self, events: int, service_s: float, behind_s: float = 0.0) -> Limits:
-        """A batch of ``events`` took ``service_s`` from being taken to being acked; its
-        oldest record was ``behind_s`` old when it was taken. The next batch's limits."""
+    @property
+    def arrival_per_s(self) -> float | None:
+        return self._arrived / self._elapsed_s if self._elapsed_s > 0 else None
+
+    def observe(
+        self,
+        events: int,
+        service_s: float,
+        *,
+        since_last_s: float | None = None,
+        behind_s: float = 0.0,
+    ) -> Limits:
+        """A batch of ``events``, taken ``since_last_s`` after the batch before it, took
+        ``service_s`` from being taken to being acked; its oldest record was ``behind_s``
+        old when it was taken. Returns the next batch's limits."""
         if not self._adaptive or events <= 0:
             return self.limits
-        sample = max(service_s, 0.0) / events
-        previous = self.seconds_per_event
-        cost = sample if previous is None else previous + SMOOTHING * (sample - previous)
-        self.seconds_per_event = cost
+        self.fit.add(events, max(service_s, 0.0))
+        if since_last_s is not None and since_last_s > 0:
+            keep = 1 - SMOOTHING
+            self._arrived = keep * self._arrived + events
+            self._elapsed_s = keep * self._elapsed_s + since_last_s
+        rate = self.arrival_per_s
+        if rate is None:
+            return self.limits
+        size = self._size(rate, events)
         if behind_s > BEHIND_SHARE * self._target_s:
-            size = self._max_size
-        else:
-            budget = HEADROOM * (self._target_s - self.limits.within_s)
-            size = self._max_size if cost <= 0 else int(budget / cost)
-        self.limits = Limits(max(1, min(self._max_size, size)), self.limits.within_s)
+            size = max(size, 2 * events)  # catching up: double, don't leap
+        size = max(1, min(self._max_size, size))
+        within = min(self._max_within_s, max(MIN_WITHIN_S, (size - 1) / rate))
+        self.limits = Limits(size, within)
         return self.limits
+
+    def _size(self, rate: float, last: int) -> int:
+        a, b = self.fit.line()
+        gap = 1 / rate  # seconds between arrivals
+        fits = math.floor((HEADROOM * self._target_s - a + gap) / (gap + b))
+        if UTILISATION * gap <= b:
+            # no size keeps up by the fit (which, before batches of several sizes, counts
+            # all the time as per event): double, since bigger batches score more a second
+            return 2 * last
+        keeps_up = math.ceil(a / (UTILISATION * gap - b))
+        return max(fits, keeps_up)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def latencies_under_load(
     start = clock()
     out: list[float] = []
     i = 0
+    last_taken: float | None = None
     while i < len(texts):
         now = clock() - start
         if arrivals[i] > now + EPSILON_S:
@@ -48,7 +49,9 @@ def latencies_under_load(
         j = i + sum(1 for a in arrivals[i:end] if a <= now + EPSILON_S)
         score(texts[i:j])
         done = clock() - start
-        batching.observe(j - i, done - now, now - arrivals[i])
+        since_last = None if last_taken is None else now - last_taken
+        batching.observe(j - i, done - now, since_last_s=since_last, behind_s=now - arrivals[i])
+        last_taken = now
         out.extend(done - a for a in arrivals[i:j])
         i = j
     return out
