@@ -135,8 +135,8 @@ class BatchSettings(BaseModel):
     within_s: float = Field(
         0.5,
         gt=0,
-        description="longest wait to fill a micro-batch (with a latency target: a fifth of "
-        "the target when that is shorter)",
+        description="longest wait to fill a micro-batch (with a latency target: the time "
+        "the chosen size takes to arrive, at most this)",
     )
     latency_target_ms: float = Field(
         250,
