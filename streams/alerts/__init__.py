@@ -9,7 +9,7 @@ notifications are :class:`AlertEvent` records (:mod:`.event`). The engine
 false-alert budget on simulated streams.
 """
 
-from streams.alerts.detector import alpha_for_budget, tarone_alpha
+from streams.alerts.detector import alert_alpha, alpha_for_budget, tarone_alpha
 from streams.alerts.engine import AlertEngine, Evidence, WindowCount, run_alerts
 from streams.alerts.event import AlertEvent, NegativeReview
 from streams.alerts.settings import AlertSettings
@@ -21,6 +21,7 @@ __all__ = [
     "Evidence",
     "NegativeReview",
     "WindowCount",
+    "alert_alpha",
     "alpha_for_budget",
     "run_alerts",
     "tarone_alpha",

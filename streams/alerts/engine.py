@@ -177,7 +177,9 @@ class AlertEngine:
 
         # Alpha is spent only on the series that could fire, whatever their share of negatives:
         # at least min_negative reviews, and a smallest possible p-value that alpha can beat
-        # (detector.tarone_alpha). A series with fewer reviews needs no baseline here.
+        # (detector.tarone_alpha). A series with fewer reviews needs no baseline here. The
+        # budget is of alerts: where a warning needs several windows over the line in a row,
+        # each test may be looser (detector.alert_alpha).
         alpha = tarone_alpha(
             window_budget(
                 self._settings.false_alerts_per_day, len(self._sizes), DAY_MS / size.length_ms
@@ -188,6 +190,8 @@ class AlertEngine:
                 for key, r in rs.items()
                 if r.n >= self._settings.min_negative
             ),
+            size.pending,
+            self._settings.critical_factor,
         )
 
         def window(scope: Scope, key: str, series: _Series) -> WindowCount:

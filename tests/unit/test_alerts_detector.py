@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from streams.alerts.baseline import Baseline, History, overall_share
 from streams.alerts.detector import (
+    alert_alpha,
     alpha_for_budget,
     assess,
     smallest_p_value,
@@ -85,6 +86,74 @@ def test_tarone_alpha_keeps_the_union_bound_and_never_falls_below_the_plain_one(
     # probability under alpha: their expected false alerts stay within the budget.
     counted = sum(p < alpha for p in smallest)
     assert counted * alpha <= budget * (1 + 1e-12)
+
+
+def test_one_window_over_the_line_is_an_alert_the_budget_is_alpha() -> None:
+    assert alert_alpha(0.01, 1, 100.0) == 0.01
+    assert alert_alpha(2.0, 1, 100.0) == 1.0
+    # Every window over the line critical: it alerts at once, whatever the pending windows.
+    assert alert_alpha(0.01, 2, 1.0) == 0.01
+
+
+def test_two_windows_in_a_row_spend_alpha_over_100_plus_its_square() -> None:
+    # An hour of two sizes with two series counted: 0.5 / 24 / 2.
+    budget = 0.5 / 24 / 2
+    alpha = alert_alpha(budget, 2, 100.0)
+    assert alpha / 100 + alpha**2 == pytest.approx(budget)
+    assert 9 * budget < alpha < 10 * budget
+    # The smaller the budget, the nearer to 100 × (the square's share vanishes).
+    assert alert_alpha(1e-8, 2, 100.0) == pytest.approx(100 * 1e-8, rel=1e-3)
+    assert alert_alpha(10.0, 2, 100.0) == 1.0
+
+
+@given(budget=st.floats(1e-12, 2.0), pending=st.integers(2, 6), factor=st.floats(1.0, 1e4))
+def test_alert_alpha_is_the_largest_alpha_within_the_budget(
+    budget: float, pending: int, factor: float
+) -> None:
+    alpha = alert_alpha(budget, pending, factor)
+    assert 0 < alpha <= 1
+    if factor == 1:  # every window over the line is critical: one window, one alert
+        assert alpha == min(1.0, budget)
+        return
+    assert alpha / factor + alpha**pending <= budget
+    if alpha < 1:
+        larger = alpha * (1 + 1e-9)
+        assert larger / factor + larger**pending > budget
+
+
+@given(
+    budgets=st.lists(st.floats(1e-12, 2.0), min_size=2, max_size=2),
+    pending=st.integers(1, 4),
+    factor=st.floats(1.0, 1e4),
+)
+def test_alert_alpha_grows_with_the_budget(
+    budgets: list[float], pending: int, factor: float
+) -> None:
+    small, large = sorted(budgets)
+    assert alert_alpha(small, pending, factor) <= alert_alpha(large, pending, factor)
+
+
+@given(budget=budgets, smallest=smallest_values, pending=st.integers(1, 3))
+def test_tarone_alpha_keeps_the_bound_at_the_alert_level(
+    budget: float, smallest: list[float], pending: int
+) -> None:
+    """Counted with the alpha applied: each counted series spends alpha / c + alpha ** m."""
+    alpha = tarone_alpha(budget, smallest, pending, 100.0)
+    counted = sum(p < alpha for p in smallest)
+    if pending > 1 and alpha < 1:
+        assert counted * (alpha / 100 + alpha**pending) <= budget * (1 + 1e-9)
+    # Never below the plain union bound over every series, made an alert's alpha.
+    assert alpha >= alert_alpha(min(1.0, budget / max(len(smallest), 1)), pending, 100.0)
+
+
+def test_a_looser_alpha_can_count_more_series() -> None:
+    """Series within reach of the looser alpha are counted, and share the budget."""
+    budget = 0.01
+    smallest = [1e-6, 0.02, 0.02, 0.02]  # three reach 0.07 but not 0.005
+    assert tarone_alpha(budget, smallest) == budget  # the alert of one window: one series
+    looser = tarone_alpha(budget, smallest, 2, 100.0)
+    assert looser == alert_alpha(budget / 4, 2, 100.0)  # all four counted
+    assert sum(p < looser for p in smallest) == 4
 
 
 def test_pending_for_counts_windows_of_each_length() -> None:

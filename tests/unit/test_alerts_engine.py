@@ -1,7 +1,9 @@
 """The engine over daily windows of one category: when alerts fire, resolve and repeat.
 
 Two or three series are active, so a budget of 0.01 false alerts per day
-gives alpha = 0.005 (critical below 5e-5). Products sell 40 reviews a day at
+gives each 0.005 a day; a warning needs two days over the line, so alpha is
+0.066 (detector.alert_alpha: 0.066 / 100 + 0.066² ≈ 0.005), and critical is
+below 6.6e-4. Products sell 40 reviews a day at
 a 20 % negative share; the category adds 160 reviews of other products.
 """
 
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.alerts.detector import alert_alpha
 from streams.alerts.engine import AlertEngine, WindowCount, run_alerts
 from streams.alerts.event import AlertEvent
 from streams.alerts.settings import AlertSettings
@@ -89,7 +92,7 @@ def test_a_promotion_that_multiplies_volume_at_the_same_share_does_not_fire() ->
 
 
 def test_a_promotion_on_hourly_windows_does_not_fire_either() -> None:
-    hourly = AlertSettings(windows=["1h"], false_alerts_per_day=0.24)  # alpha 0.005 again
+    hourly = AlertSettings(windows=["1h"], false_alerts_per_day=0.24)  # 0.01 an hour
 
     def hours(first: int, last: int, n: int, k: int) -> list[WindowCount]:
         return [
@@ -110,8 +113,8 @@ def test_products_that_cannot_fire_leave_alpha_alone() -> None:
     """Forty products at 3 reviews an hour (1 negative) cannot fire: 3 of 3 is not rare enough.
 
     Counting them as tests would divide the hour's budget (0.01) by 42 instead of by 2 (the
-    spiking product and its category), and two hours of 5 negatives of 5 at a usual 20 %
-    (p ≈ 3e-4 each) would stay under the line.
+    spiking product and its category), and 5 negatives of 5 at a usual 20 % (p ≈ 3e-4) would
+    not be critical: it would wait for a second hour to warn.
     """
     hourly = AlertSettings(windows=["1h"], false_alerts_per_day=0.24)
     quiet = {f"q{i:02d}": (3, 1) for i in range(40)}
@@ -130,8 +133,41 @@ def test_products_that_cannot_fire_leave_alpha_alone() -> None:
 
     history = hours(0, 14 * 24, (5, 1))
     events = run(history + hours(14 * 24, 14 * 24 + 2, (5, 5)), hourly)
-    assert brief(events) == [(14, "p1", "firing", "warning")]
-    assert 0.01 / 42 < events[0].p_value < 0.01 / 2
+    assert brief(events) == [(14, "p1", "firing", "critical")]
+    assert events[0].window_start_ms == T0 + 14 * DAY  # the first hour
+    # Hourly warnings need two hours over the line, so alpha is detector.alert_alpha's.
+    critical_of_42, critical_of_2 = (alert_alpha(0.01 / m, 2, 100) / 100 for m in (42, 2))
+    assert critical_of_42 < events[0].p_value < critical_of_2
+
+
+def test_two_hours_over_a_looser_line_warn() -> None:
+    """An hourly warning needs two hours over the line: each may be tested at a looser alpha.
+
+    One product, so the hour's whole budget (0.01) is its own. Two hours of 3 negatives of 5
+    at a usual 20 % (p ≈ 0.06 each) stay under a line of 0.01, the alpha if every hour over
+    it were an alert; both are under 0.095, whose false alerts (1 % of that in critical
+    hours, and two hours in a row: 0.095² ≈ 0.009) stay within 0.01.
+    """
+    hourly = AlertSettings(windows=["1h"], false_alerts_per_day=0.24)
+    alpha = alert_alpha(0.01, 2, 100)
+    assert alpha == pytest.approx(0.0951, abs=1e-4)
+
+    def hours(first: int, last: int, n: int, k: int) -> list[WindowCount]:
+        return [
+            WindowCount("product", "p1", "c1", T0 + h * HOUR, T0 + (h + 1) * HOUR, n, k)
+            for h in range(first, last)
+        ]
+
+    history, spike = hours(0, 14 * 24, 5, 1), 14 * 24
+    one_hour = hours(spike, spike + 1, 5, 3) + hours(spike + 1, spike + 4, 5, 1)
+    assert run(history + one_hour, hourly) == []  # pending one hour, then back to normal
+    two_hours = hours(spike, spike + 2, 5, 3) + hours(spike + 2, spike + 6, 5, 1)
+    events = run(history + two_hours, hourly)
+    assert [((e.window_start_ms - T0) // HOUR, e.status, e.severity) for e in events] == [
+        (spike + 1, "firing", "warning"),
+        (spike + 3, "resolved", "warning"),
+    ]
+    assert 0.01 < events[0].p_value < alpha
 
 
 def test_windows_in_alert_stay_out_of_the_baseline() -> None:

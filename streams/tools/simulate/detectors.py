@@ -7,7 +7,9 @@ window's negatives against the product's own share of the previous ``history_day
 (Jeffreys-smoothed), at a per-test alpha spent as the engine spends it (the same budget, split
 by :func:`streams.alerts.detector.tarone_alpha` over the products this test could fire on in
 each window), with no minimum, no effect floor and no pending window, firing on any window
-with p < alpha; ``threshold``: negative share
+with p < alpha, so every window over the line is an alert and alpha is the test's whole share
+of the budget (the engine's hourly alpha is looser: its warnings need two windows over the
+line, :func:`streams.alerts.detector.alert_alpha`); ``threshold``: negative share
 > 30 % with ≥ 5 reviews in a window; ``oracle-binomial``: the plain binomial told each product's
 true steady share, which no real detector knows, not a contender but an upper bound on what any
 test at that alpha can catch. An episode (:class:`Firing`) is one alert id for the engine and a
@@ -121,7 +123,8 @@ def window_alpha(n: Ints, share: Floats, settings: AlertSettings, length_ms: int
     The engine's budget and rule (:func:`streams.alerts.detector.tarone_alpha`) over this
     test's own reach: a product's smallest possible p-value is share ** n (every review
     negative; the rules have no minimum and no floor), and a product without a share is not
-    tested.
+    tested. The rules alert on a single window, so it is the rule of one window over the line,
+    one alert (``pending`` = 1).
     """
     budget = window_budget(settings.false_alerts_per_day, len(settings.windows), DAY_MS / length_ms)
     with np.errstate(invalid="ignore"):
