@@ -189,6 +189,28 @@ def bench_pipeline(ctx: click.Context, events: int, api_rps: float, latency_s: f
     click.echo(json.dumps(run_bench(settings, events, api_rps, latency_s), indent=2))
 
 
+@bench.command("scale")
+@click.option("--events", type=int, default=2000, show_default=True)
+@click.option(
+    "--rounds", type=click.IntRange(min=1), default=2, show_default=True, help="1-then-2 pairs"
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=2),
+    default=4,
+    show_default=True,
+    help="of the input topic; a multiple of 2 splits it evenly between two workers",
+)
+@click.pass_context
+def bench_scale(ctx: click.Context, events: int, rounds: int, partitions: int) -> None:
+    """Two workers in one consumer group (a core each) against one, on the ClickHouse
+    server backend: reviews/s of each run and the ratio per pair."""
+    from streams.tools.bench_scale import run_scale_bench
+
+    settings = _settings(ctx.find_root())
+    click.echo(json.dumps(run_scale_bench(settings, events, rounds, partitions), indent=2))
+
+
 @bench.command("gpu")
 @click.option("--package", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(

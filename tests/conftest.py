@@ -2,7 +2,7 @@
 
 ``store_settings`` is parametrized over ``chdb`` (embedded) and ``clickhouse``
 (the server backend through clickhouse-connect, against a ClickHouse HTTP
-endpoint served by chdb, see ``tests/clickhouse_http.py``). chdb opens one
+endpoint served by chdb, see ``streams/tools/clickhouse_http.py``). chdb opens one
 data directory per process, so each test gets its own endpoint and directory.
 
 ``kafka_bootstrap`` starts one broker per test session, from the Apache Kafka
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from streams.settings import REPO_ROOT, StoreSettings
+from streams.tools.clickhouse_http import ChdbHTTPServer, chdb_http_server
 from streams.tools.harness import Namespace, free_port
 from streams.tools.localkafka import LocalKafka
-from tests.clickhouse_http import ChdbHTTPServer, chdb_http_server
 
 
 @pytest.fixture

@@ -41,18 +41,25 @@ def main(data_dir: Path) -> None:
     for r in rows:
         counts[r["clothing_id"]] = counts.get(r["clothing_id"], 0) + 1
     top = set(sorted(counts, key=lambda k: (-counts[k], k))[:40])
-    chosen = sorted((r for r in rows if r["clothing_id"] in top), key=lambda r: _stable(r["review"]))
+    chosen = sorted(
+        (r for r in rows if r["clothing_id"] in top), key=lambda r: _stable(r["review"])
+    )
     lines = []
     for i, r in enumerate(chosen[:1500]):
         title = r["title"].strip()
-        lines.append(json.dumps({
-            "event_id": f"clothing-{i:05d}",
-            "product_id": r["clothing_id"],
-            "text": f"{title}. {r['review']}" if title else r["review"],
-            "rating": int(r["rating"]),
-            "category": r["class_name"],
-            "lang": "en",
-        }, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": f"clothing-{i:05d}",
+                    "product_id": r["clothing_id"],
+                    "text": f"{title}. {r['review']}" if title else r["review"],
+                    "rating": int(r["rating"]),
+                    "category": r["class_name"],
+                    "lang": "en",
+                },
+                ensure_ascii=False,
+            )
+        )
     for n, bad in enumerate(BAD_LINES):
         lines.insert(100 + 200 * n, bad)
     (HERE / "reviews.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -61,8 +68,10 @@ def main(data_dir: Path) -> None:
         utterances = sorted((r["utterance"] for r in csv.DictReader(fh)), key=_stable)[:300]
     products = sorted(top)
     questions = [
-        json.dumps({"event_id": f"question-{i:05d}", "product_id": products[i % len(products)],
-                    "text": u}, ensure_ascii=False)
+        json.dumps(
+            {"event_id": f"question-{i:05d}", "product_id": products[i % len(products)], "text": u},
+            ensure_ascii=False,
+        )
         for i, u in enumerate(utterances)
     ]
     (HERE / "questions.jsonl").write_text("\n".join(questions) + "\n", encoding="utf-8")

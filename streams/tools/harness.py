@@ -93,6 +93,15 @@ def _nested(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _cpu_list(text: str) -> set[int]:
+    """``0-2,5`` → {0, 1, 2, 5}."""
+    out: set[int] = set()
+    for part in text.strip().split(","):
+        first, _, last = part.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
 class WorkerProcess:
     """``python -m streams worker`` in a child process, logging to the namespace's directory.
 
@@ -182,6 +191,33 @@ class WorkerProcess:
         """Every event this worker processed is in the store (no batch in flight)."""
         m = self.metrics()
         return bool(0 < sum(m["processed"].values()) == sum(m["stored"].values()))
+
+    def pin(self, cpus: set[int]) -> None:
+        """Pin the worker to ``cpus``; call it right after the start.
+
+        Popen returns once the child exec'd the interpreter, which starts no
+        thread until the worker's imports run (a second or more later), so every
+        thread (onnxruntime's, the web and store pools) inherits the mask.
+        """
+        os.sched_setaffinity(self.proc.pid, cpus)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the worker used so far, all threads, user and system (from /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def cpus(self) -> list[int]:
+        """The cores any of the worker's threads may run on (from /proc)."""
+        allowed: set[int] = set()
+        for status in Path(f"/proc/{self.proc.pid}/task").glob("*/status"):
+            try:
+                lines = status.read_text().splitlines()
+            except OSError:  # the thread ended meanwhile
+                continue
+            for line in lines:
+                if line.startswith("Cpus_allowed_list:"):
+                    allowed |= _cpu_list(line.split(":", 1)[1])
+        return sorted(allowed)
 
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

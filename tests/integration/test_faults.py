@@ -5,7 +5,7 @@ Each test ends with :func:`tests.integration.accounting.account`, which prints
 (run with ``-s`` to see them).
 
 Tests with two workers in one consumer group use the ClickHouse server backend
-(clickhouse-connect) against the chdb-backed endpoint of tests/clickhouse_http.py:
+(clickhouse-connect) against the chdb-backed endpoint of streams/tools/clickhouse_http.py:
 chdb itself is one process per directory.
 """
 
@@ -24,9 +24,9 @@ from confluent_kafka.admin import AdminClient
 
 from streams.settings import REPO_ROOT, StoreSettings
 from streams.store import Store, open_store
+from streams.tools.clickhouse_http import ChdbHTTPServer, chdb_http_server
 from streams.tools.harness import Namespace, WorkerProcess, free_port
 from streams.tools.localkafka import LocalKafka
-from tests.clickhouse_http import ChdbHTTPServer, chdb_http_server
 from tests.integration.accounting import account, review
 from tests.integration.kafka_checks import committed_total, produce
 from tests.integration.samples import real_reviews

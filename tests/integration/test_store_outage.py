@@ -1,7 +1,7 @@
 """The store goes away mid-stream: the worker retries, commits nothing past it, loses nothing.
 
 The worker uses the ClickHouse server backend (clickhouse-connect) against the
-chdb-backed HTTP endpoint of tests/clickhouse_http.py, running in this test
+chdb-backed HTTP endpoint of streams/tools/clickhouse_http.py, running in this test
 process, which can drop every connection on demand.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.tools.clickhouse_http import chdb_http_server
 from streams.tools.harness import Namespace, WorkerProcess
 from streams.tools.replay import replay
-from tests.clickhouse_http import chdb_http_server
 from tests.integration.kafka_checks import committed_total, consume_all
 from tests.integration.samples import real_reviews, write_jsonl
 

@@ -15,7 +15,7 @@ from streams.settings import StoreSettings
 from streams.store import Store, open_store
 from streams.store.failures import error_class, scrub, store_error
 from streams.store.server import ServerBackend
-from tests.clickhouse_http import ChdbHTTPServer
+from streams.tools.clickhouse_http import ChdbHTTPServer
 from tests.unit.test_store import enriched
 
 

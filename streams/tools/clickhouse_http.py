@@ -25,6 +25,8 @@ answers 516 AUTHENTICATION_FAILED, as a server does.
 
 Not served: compressed request bodies, external tables, sessions with their
 own state.
+
+Developer tooling for the tests and the benchmarks: the service never imports it.
 """
 
 from __future__ import annotations
