@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -34,6 +35,18 @@ from streams.service.sink import FATAL, BatchSink
 from streams.settings import BatchSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Times:
+    """A batch's first record in the take buffer, taken, scored (monotonic seconds); the time
+    since the batch before it was taken; how old its oldest record was when taken."""
+
+    first_in_s: float
+    taken_s: float
+    scored_s: float
+    since_last_s: float | None
+    behind_s: float
 
 
 def _raw(event: Any) -> RawRecord:
@@ -69,22 +82,20 @@ def register_agent(
     controller = BatchController(batch)
     metrics.batch_size_limit.labels(processor.kind).set(controller.limits.size)
 
-    async def deliver_then_ack(
-        events: list[Any],
-        result: BatchResult,
-        first_in_s: float,
-        taken_s: float,
-        since_last_s: float | None,
-        behind_s: float,
-    ) -> None:
+    async def deliver_then_ack(events: list[Any], result: BatchResult, times: _Times) -> None:
+        started_s = time.monotonic()
         await sink.deliver(processor, result)
         for event in events:
             event.ack()
         acked_s = time.monotonic()
         limits = controller.observe(
-            len(events), acked_s - taken_s, since_last_s=since_last_s, behind_s=behind_s
+            len(events),
+            times.scored_s - times.taken_s,
+            delivery_s=acked_s - started_s,
+            since_last_s=times.since_last_s,
+            behind_s=times.behind_s,
         )
-        metrics.batch_latency_seconds.labels(processor.kind).observe(acked_s - first_in_s)
+        metrics.batch_latency_seconds.labels(processor.kind).observe(acked_s - times.first_in_s)
         metrics.batch_size_limit.labels(processor.kind).set(limits.size)
         log.debug(
             "%s batch %s: %d enriched, %d dead letters acked",
@@ -120,13 +131,10 @@ def register_agent(
                 oldest_ms = min(r.source.timestamp_ms for r in raw)
                 behind_s = time.time() - oldest_ms / 1000  # against the producer's clock
                 result = await loop.run_in_executor(executor, processor.process, raw)
+                times = _Times(taken.first_in_s, taken_s, time.monotonic(), since_last_s, behind_s)
                 if in_flight is not None:
                     await in_flight
-                in_flight = asyncio.create_task(
-                    deliver_then_ack(
-                        taken.events, result, taken.first_in_s, taken_s, since_last_s, behind_s
-                    )
-                )
+                in_flight = asyncio.create_task(deliver_then_ack(taken.events, result, times))
             if in_flight is not None:
                 await in_flight
                 in_flight = None

@@ -3,20 +3,23 @@
 A record waits in the worker for its micro-batch to fill (at most ``within``),
 then for the batch to be scored, sent to Kafka and written to the store. Big
 batches are cheaper per review, small ones wait less. :class:`BatchController`
-(sans-IO: it is told what happened and answers with numbers) fits the
-service time of a batch as ``a + b × events`` (exponentially weighted least
-squares over the batches the worker ran: ``a`` is the per-batch cost, ``b``
-the per-review one) and measures the arrival rate λ, then picks the size n
-for the next batch:
+(sans-IO: it is told what happened and answers with numbers) fits the time
+of each stage of a batch — scoring, then delivery (Kafka and the store) — as
+``a + b × events`` (exponentially weighted least squares over the batches
+the worker ran: ``a`` is the per-batch cost, ``b`` the per-review one) and
+measures the arrival rate λ, then picks the size n for the next batch:
 
-- the largest n whose wait and service fit the target with headroom:
-  (n − 1) / λ + a + b·n ≤ 0.75 × target, since the first record of a batch
-  waits for the n − 1 after it;
-- but never below the smallest n that keeps up: a batch must be scored in
-  0.8 of the time the next one takes to arrive (a + b·n ≤ 0.8 · n / λ), or a
-  queue builds and every latency grows. When the two disagree, keeping up
-  wins: the target is missed by as little as the load allows. When no size
-  keeps up by the fit, the size doubles each batch (up to ``max_size``).
+- the largest n whose wait and both stages fit the target with headroom:
+  (n − 1) / λ + a + b·n ≤ 0.75 × target (a, b summed over the stages),
+  since the first record of a batch waits for the n − 1 after it;
+- but never below the smallest n that keeps up: each stage must finish a
+  batch in 0.8 of the time the next one takes to arrive
+  (a_k + b_k·n ≤ 0.8 · n / λ), or a queue builds and every latency grows.
+  The stages are checked one by one because they overlap (the agent scores
+  batch N + 1 while batch N is delivered), so the slower one sets the pace,
+  not their sum. When the two rules disagree, keeping up wins: the target is
+  missed by as little as the load allows. When no size keeps up by the fit,
+  the size doubles each batch (up to ``max_size``).
 
 ``within`` is the time n records take to arrive, so a batch is not held for
 records that are late. Small on long reviews, a slow model or a busy
@@ -115,7 +118,8 @@ class BatchController:
         self._adaptive = self._target_s > 0
         within = min(settings.within_s, INITIAL_WITHIN_SHARE * self._target_s)
         self.limits = Limits(self._max_size, within if self._adaptive else settings.within_s)
-        self.fit = ServiceFit()
+        self.scoring = ServiceFit()
+        self.delivery = ServiceFit()
         self._arrived = self._elapsed_s = 0.0
 
     @property
@@ -125,17 +129,19 @@ class BatchController:
     def observe(
         self,
         events: int,
-        service_s: float,
+        scoring_s: float,
         *,
+        delivery_s: float = 0.0,
         since_last_s: float | None = None,
         behind_s: float = 0.0,
     ) -> Limits:
         """A batch of ``events``, taken ``since_last_s`` after the batch before it, took
-        ``service_s`` from being taken to being acked; its oldest record was ``behind_s``
-        old when it was taken. Returns the next batch's limits."""
+        ``scoring_s`` to score and ``delivery_s`` to deliver and ack; its oldest record
+        was ``behind_s`` old when it was taken. Returns the next batch's limits."""
         if not self._adaptive or events <= 0:
             return self.limits
-        self.fit.add(events, max(service_s, 0.0))
+        self.scoring.add(events, max(scoring_s, 0.0))
+        self.delivery.add(events, max(delivery_s, 0.0))
         if since_last_s is not None and since_last_s > 0:
             keep = 1 - SMOOTHING
             self._arrived = keep * self._arrived + events
@@ -152,14 +158,17 @@ class BatchController:
         return self.limits
 
     def _size(self, rate: float, last: int) -> int:
-        a, b = self.fit.line()
+        stages = (self.scoring.line(), self.delivery.line())
+        a, b = sum(a for a, _ in stages), sum(b for _, b in stages)
         gap = 1 / rate  # seconds between arrivals
         fits = math.floor((HEADROOM * self._target_s - a + gap) / (gap + b))
-        if UTILISATION * gap <= b:
-            # no size keeps up by the fit (which, before batches of several sizes, counts
-            # all the time as per event): double, since bigger batches score more a second
-            return 2 * last
-        keeps_up = math.ceil(a / (UTILISATION * gap - b))
+        keeps_up = 0
+        for a_k, b_k in stages:
+            if UTILISATION * gap <= b_k:
+                # no size keeps up by the fit (which, before batches of several sizes,
+                # counts all the time as per event): double, as bigger batches go faster
+                return 2 * last
+            keeps_up = max(keeps_up, math.ceil(a_k / (UTILISATION * gap - b_k)))
         return max(fits, keeps_up)
 
 

@@ -109,3 +109,13 @@ def test_a_worker_behind_doubles_its_batches_to_catch_up() -> None:
     assert sizes == [24, 48, 96, 100]  # doubling, capped
     c.observe(100, 0.42, since_last_s=1.0)
     assert c.limits.size < 24  # caught up: sized by the fit again
+
+
+def test_overlapping_stages_keep_up_at_the_pace_of_the_slower_one() -> None:
+    # 200 arrivals/s; scoring 50 ms + 2 ms a review, delivery 50 ms + 1 ms a review. Scoring
+    # batch N + 1 overlaps delivering batch N, so keeping up needs 0.05 + 0.002 n ≤ 0.004 n
+    # (n ≥ 25) and 0.05 + 0.001 n ≤ 0.004 n (n ≥ 17), not their sum (n ≥ 100)
+    c = _controller(250)
+    for n in islice(cycle([10, 20, 30, 40]), 40):
+        c.observe(n, 0.05 + 0.002 * n, delivery_s=0.05 + 0.001 * n, since_last_s=n / 200)
+    assert c.limits.size == 25
