@@ -38,6 +38,12 @@ def export() -> None:
 @click.option("--zh-limit", type=int, default=None, help="stratified subset of the Chinese rows")
 @click.option("--en-positive-limit", type=int, default=None, help="cap on English 4-5 star rows")
 @click.option("--zh-only", is_flag=True, help="train on the Chinese rows only")
+@click.option(
+    "--exclude-category",
+    "exclude",
+    multiple=True,
+    help="leave this Chinese category out of training (leave-one-category-out runs)",
+)
 def finetune_cmd(
     base: Path,
     out: Path,
@@ -53,6 +59,7 @@ def finetune_cmd(
     zh_limit: int | None,
     en_positive_limit: int | None,
     zh_only: bool,
+    exclude: tuple[str, ...],
 ) -> None:
     """Train the negative/neutral/positive head on shared/data (seeded)."""
     from export.data import training_set
@@ -61,6 +68,11 @@ def finetune_cmd(
     examples = training_set(data, zh_limit=zh_limit, en_positive_limit=en_positive_limit, seed=seed)
     if zh_only:
         examples = [e for e in examples if e.source == "zh_shopping"]
+    if exclude:
+        known = {e.group for e in examples if e.source == "zh_shopping"}
+        if unknown := sorted(set(exclude) - known):
+            raise click.BadParameter(f"unknown categories {unknown}; known: {sorted(known)}")
+        examples = [e for e in examples if not (e.source == "zh_shopping" and e.group in exclude)]
     config = FinetuneConfig(
         seed=seed,
         epochs=epochs,
@@ -77,6 +89,7 @@ def finetune_cmd(
         "zh_limit": zh_limit,
         "en_positive_limit": en_positive_limit,
         "zh_only": zh_only,
+        "excluded_categories": list(exclude),
     }
     (out / "training.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     click.echo(json.dumps({k: report[k] for k in ("steps", "train_seconds", "loss_last_50")}))
@@ -448,3 +461,36 @@ def questions_cmd(
     config = QuestionsConfig(seed=seed, threads=threads)
     result = run(encoder, list(compare), data, out, version=version_, config=config)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@export.command("loco")
+@click.argument("categories", nargs=-1, required=True)
+@click.option("--base", type=DATA, default=Path("build/base"), show_default=True)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option(
+    "--work", type=click.Path(path_type=Path), default=Path("build/loco"), show_default=True
+)
+@click.option("--steps", type=int, default=350, show_default=True)
+@click.option("--adapt-n", type=int, default=2000, show_default=True)
+@click.option("--adapt-minutes", type=float, default=15.0, show_default=True)
+@click.option("--reference", is_flag=True, help="also train the same recipe with every category")
+def loco_cmd(
+    categories: tuple[str, ...],
+    base: Path,
+    data: Path,
+    work: Path,
+    steps: int,
+    adapt_n: int,
+    adapt_minutes: float,
+    reference: bool,
+) -> None:
+    """Leave-one-category-out runs for CATEGORIES (zh), then adapt on each one's ratings.
+
+    Resumable: finished checkpoints and packages under WORK are reused.
+    """
+    from export.loco import LocoRecipe, run_loco
+
+    recipe = LocoRecipe(steps=steps, adapt_n=adapt_n, adapt_budget_s=adapt_minutes * 60)
+    for category in categories:
+        result = run_loco(category, data, base, work / category, recipe, reference=reference)
+        click.echo(json.dumps(result, ensure_ascii=False))

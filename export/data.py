@@ -103,3 +103,18 @@ def calibration_texts(data_dir: Path, n: int, *, seed: int = 0) -> list[str]:
     """``n`` training texts (zh and en in their training-set proportions), never dev texts."""
     examples = training_set(data_dir)
     return [e.text for e in random.Random(seed).sample(examples, min(n, len(examples)))]
+
+
+def category_rated(
+    data_dir: Path, category: str, n: int, *, seed: int = 13
+) -> list[dict[str, object]]:
+    """``n`` Chinese training reviews of ``category`` as rated rows for ``adapt``.
+
+    The corpus is binary, so the stars are simulated from the label: negative → 1,
+    positive → 5 (no 3-star rows). A seeded sample, never dev texts.
+    """
+    rows = [e for e in zh_shopping(data_dir, "train") if e.group == category]
+    if not rows:
+        raise ValueError(f"no training reviews in category {category!r}")
+    picked = random.Random(seed).sample(rows, min(n, len(rows)))
+    return [{"text": e.text, "rating": 1 if e.label == 0 else 5} for e in picked]

@@ -53,6 +53,7 @@ class DistillConfig:
     text_prefix: str = "passage: "
     max_steps: int | None = None
     bf16: bool = True
+    time_budget_s: float | None = None
 
 
 def kept_layers(total: int, keep: int) -> list[int]:

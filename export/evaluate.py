@@ -22,17 +22,23 @@ from models.scorer import Scorer
 NEG, NEU, POS = (LABELS.index(x) for x in ("negative", "neutral", "positive"))
 
 
-def macro_f1(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
+def per_class_f1(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> list[float]:
     scores = []
     for c in range(n_classes):
         tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p == c)
         fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != c and p == c)
         fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p != c)
         scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return sum(scores) / n_classes
+    return scores
 
 
-def _probs(scorer: Scorer, examples: Sequence[Example], batch: int = 64) -> np.ndarray[Any, Any]:
+def macro_f1(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
+    return sum(per_class_f1(gold, pred, n_classes)) / n_classes
+
+
+def class_probs(
+    scorer: Scorer, examples: Sequence[Example], batch: int = 64
+) -> np.ndarray[Any, Any]:
     out = []
     for i in range(0, len(examples), batch):
         scores = scorer.score([e.text for e in examples[i : i + batch]])
@@ -66,8 +72,8 @@ def evaluate(package_dir: Path, data_dir: Path, *, limit: int | None = None) -> 
     zh = zh_shopping(data_dir, "dev")[:limit]
     en = en_reviews(data_dir, "heldout")[:limit]
     started = time.perf_counter()
-    zh_probs = _probs(scorer, zh)
-    en_probs = _probs(scorer, en)
+    zh_probs = class_probs(scorer, zh)
+    en_probs = class_probs(scorer, en)
     seconds = time.perf_counter() - started
     en_pred = [int(np.argmax(p)) for p in en_probs]
     en_gold = [e.label for e in en]

@@ -27,6 +27,7 @@ from export.data import LABELS, Example
 from export.errors import ExportError
 
 log = logging.getLogger(__name__)
+TIMING_STEPS = 10  # steps timed before a time budget fixes the plan
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class FinetuneConfig:
     text_prefix: str = "passage: "
     max_steps: int | None = None  # stop early (smoke runs)
     bf16: bool = True  # autocast where supported
+    time_budget_s: float | None = None  # fit the steps into this many seconds (measured)
 
 
 def _encoder_layers(model: Any) -> Any:
@@ -117,6 +119,8 @@ class Schedule(Protocol):
     def max_steps(self) -> int | None: ...
     @property
     def bf16(self) -> bool: ...
+    @property
+    def time_budget_s(self) -> float | None: ...
 
 
 def uses_bf16(config: Schedule, device: str) -> bool:
@@ -141,6 +145,10 @@ def train_steps(
 ) -> list[float]:
     """AdamW over length-bucketed batches with warm-up and linear decay; the loss per step.
 
+    With ``config.time_budget_s`` the plan shrinks, after the first
+    :data:`TIMING_STEPS` steps, to the steps that fit the budget at the measured
+    pace, so the learning rate still decays to zero at the last step.
+
     ``loss_of(logits, batch, device)`` is the loss of a batch (indices into ``encoded``):
     class-weighted cross-entropy for fine-tuning, soft targets for distillation.
     """
@@ -156,6 +164,7 @@ def train_steps(
         weight_decay=0.01,
     )
     warmup = max(1, int(total * config.warmup))
+    started = time.perf_counter()
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
     )
@@ -183,6 +192,13 @@ def train_steps(
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            if config.time_budget_s is not None and len(losses) == TIMING_STEPS:
+                pace = (time.perf_counter() - started) / TIMING_STEPS
+                fit = TIMING_STEPS + int((config.time_budget_s - pace * TIMING_STEPS) / pace)
+                if fit < total:
+                    log.info("time budget: %d of %d steps fit (%.2f s/step)", fit, total, pace)
+                    total = max(TIMING_STEPS, fit)
+                    bar.total = total
             if len(losses) >= total:
                 break
     bar.close()

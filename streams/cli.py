@@ -69,14 +69,24 @@ def replay(
 @click.option(
     "--kind", type=click.Choice(["review", "question"]), default="review", show_default=True
 )
+@click.option(
+    "--model",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="sentiment package directory (default: the model.package setting)",
+)
 @click.pass_context
-def score(ctx: click.Context, file: Any, kind: str) -> None:
+def score(ctx: click.Context, file: Any, kind: str, model: Path | None) -> None:
     """Score a JSONL FILE (or stdin) offline: one enriched JSON line per input line."""
     from streams.service.app import load_knowledge_base, load_questions, load_scorer
     from streams.service.pipeline import BatchProcessor
     from streams.tools.score import score_lines
 
     settings = _settings(ctx)
+    if model is not None:
+        settings = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"package": model})}
+        )
     scorer = load_scorer(settings)
     questions = load_questions(settings, scorer) if kind == "question" else None
     knowledge = load_knowledge_base(settings, questions, scorer)
@@ -90,6 +100,85 @@ def score(ctx: click.Context, file: Any, kind: str) -> None:
     for line in score_lines(file, processor, batch_size=settings.batch.max_size):
         out.write(line + b"\n")
     out.flush()
+
+
+@main.command()
+@click.argument("rated", type=click.File("r", encoding="utf-8"), required=False)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="new package dir")
+@click.option("--from-store", is_flag=True, help="read the rated reviews from the store")
+@click.option("--category", default=None, help="with --from-store: only this category")
+@click.option("--limit", type=int, default=2000, show_default=True, help="with --from-store")
+@click.option(
+    "--package",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="the current package (default: the model.package setting)",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=Path("build/sentiment-final"),
+    show_default=True,
+    help="PyTorch checkpoint the current package was exported from (`make model`)",
+)
+@click.option("--budget-minutes", type=float, default=15.0, show_default=True)
+@click.option("--min-gain", type=float, default=0.0, show_default=True, help="macro-F1 margin")
+@click.option("--held-out", type=float, default=0.2, show_default=True, help="share kept out")
+@click.pass_context
+def adapt(
+    ctx: click.Context,
+    rated: Any,
+    out: Path,
+    from_store: bool,
+    category: str | None,
+    limit: int,
+    package: Path | None,
+    checkpoint: Path,
+    budget_minutes: float,
+    min_gain: float,
+    held_out: float,
+) -> None:
+    """Fine-tune the sentiment model on a shop's star-rated reviews (RATED JSONL or the store).
+
+    Writes a complete int8 package to OUT only when it beats the current one on a
+    held-out slice of the same reviews; otherwise prints the comparison and exits 3.
+    Needs the 'export' extra.
+    """
+    try:
+        from export.adapt import AdaptConfig, NotBetterError, read_rated
+        from export.adapt import adapt as run_adapt
+        from export.errors import ExportError
+    except ImportError as exc:
+        raise click.ClickException(
+            f"adapt needs the 'export' extra ({exc.name} is missing): pip install -e '.[export]'"
+        ) from None
+    settings = _settings(ctx)
+    if (rated is None) == (not from_store):
+        raise click.UsageError("give either a RATED.jsonl file or --from-store")
+    try:
+        if from_store:
+            from streams.store import open_store
+
+            store = open_store(settings.store)
+            try:
+                lines = [json.dumps(r) for r in store.rated_reviews(limit, category)]
+            finally:
+                store.close()
+            rows = read_rated(lines, "store")
+        else:
+            rows = read_rated(rated, getattr(rated, "name", "input"))
+        config = AdaptConfig(
+            budget_s=budget_minutes * 60, min_gain=min_gain, held_out_share=held_out
+        )
+        result = run_adapt(package or settings.model.package, checkpoint, rows, out, config)
+    except NotBetterError as exc:
+        click.echo(json.dumps(exc.comparison, indent=2))
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(3)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result, indent=2))
+    click.echo(f"adapted package written to {out}", err=True)
 
 
 @main.group()

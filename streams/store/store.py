@@ -276,6 +276,23 @@ class Store:
             for r in rows
         ]
 
+    def rated_reviews(
+        self, limit: int = 100_000, category: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored reviews that carry a star rating (``text``, ``rating``), newest first:
+        the input of ``reviewpulse adapt --from-store``. Every distinct event once."""
+        params: dict[str, Any] = {}
+        where = "rating > 0"
+        if category is not None:
+            where += " AND category = {category:String}"
+            params["category"] = category
+        rows = self.backend.query(
+            f"SELECT text, rating FROM {self.db}.reviews FINAL WHERE {where} "
+            f"ORDER BY ts DESC, event_id LIMIT {int(limit)}",
+            params,
+        )
+        return [{"text": str(r["text"]), "rating": int(r["rating"])} for r in rows]
+
     def categories(
         self, window: str, limit: int = 10, now: datetime | None = None
     ) -> list[w.CategoryWindow]:

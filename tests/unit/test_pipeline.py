@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.package import load_package
 from models.scorer import Scorer, Scores
+from streams.cli import main
 from streams.events.contract import Source
 from streams.events.enriched import EnrichedReview, ModelRef
 from streams.service.pipeline import BatchProcessor, RawRecord
@@ -196,3 +200,16 @@ def test_fuzz_counts_are_printed() -> None:
     """Prints the fuzz test's totals (run after it: pytest runs a file's tests in order)."""
     print(f"\nprocess() fuzz: {FUZZ_COUNTS}, crashes 0, unaccounted 0")
     assert FUZZ_COUNTS["inputs"] == FUZZ_COUNTS["enriched"] + FUZZ_COUNTS["dead_letters"]
+
+
+def test_score_command_takes_another_package(tiny_package_dir: Path, tmp_path: Path) -> None:
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text('{"text": "good"}\n{"text": "terrible"}\n')
+    args = ["score", "--model", str(tiny_package_dir), str(reviews)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(out) == 2
+    assert {o["model"]["name"] for o in out} == {load_package(tiny_package_dir).name}
+    missing = CliRunner().invoke(main, ["score", "--model", str(tmp_path / "nope"), str(reviews)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -190,3 +190,14 @@ def test_json_replies(store: Store) -> None:
     assert {r["label"] for r in body["reviews"]} <= {"negative"}
     assert product_reviews_reply(store, "p_up", {"label": "angry"})[0] == 400
     assert product_reviews_reply(store, "p_up", {"limit": "0"})[0] == 400
+
+
+def test_rated_reviews_for_adapt(store: Store) -> None:
+    store.write(reviews())  # a re-sent batch: every event still once
+    rated = store.rated_reviews()
+    assert len(rated) == 30  # 35 reviews, p_new's five unrated
+    assert sorted(r["rating"] for r in rated) == [1, 2] + [3] * 26 + [4, 5]
+    assert all(r["text"] == "fine" for r in rated)
+    coats = store.rated_reviews(category="Coats")
+    assert len(coats) == 10 and {r["rating"] for r in coats} == {3}
+    assert len(store.rated_reviews(limit=4)) == 4

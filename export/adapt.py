@@ -1,0 +1,328 @@
+"""Adapting the sentiment package to a shop's own domain from its star ratings.
+
+``reviewpulse export adapt RATED.jsonl --out DIR`` (and ``reviewpulse adapt``):
+
+1. Weak labels from the ratings: 1–2 stars → negative, 3 → neutral, 4–5 → positive.
+2. A deterministic held-out slice (``sha1(text)`` below the share; identical texts
+   fall on the same side) that is never trained on.
+3. Fine-tuning of the current model's PyTorch checkpoint on the rest, planned to
+   fit a time budget (measured pace, see :func:`export.finetune.train_steps`).
+4. An int8 package of the candidate, parity-checked like every package
+   (:func:`export.onnx_export.export_package`).
+5. Both packages scored on the held-out slice through the serving runtime. The
+   candidate is published to ``out`` with a model card of the before/after metrics
+   only when its macro-F1 beats the current package's by more than ``min_gain``;
+   otherwise :class:`NotBetterError` carries the comparison and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.data import LABELS, Example, star_label
+from export.errors import ExportError
+
+log = logging.getLogger(__name__)
+
+NEG, NEU, POS = (LABELS.index(x) for x in ("negative", "neutral", "positive"))
+MIN_HELD_OUT = 50  # fewer held-out reviews cannot tell two models apart
+MIN_TRAIN = 100
+
+
+class AdaptError(ExportError):
+    """The rated reviews cannot drive an adaptation (unreadable, too few, one class)."""
+
+
+class NotBetterError(AdaptError):
+    """The candidate did not beat the current package on the held-out slice."""
+
+    def __init__(self, comparison: dict[str, Any]) -> None:
+        self.comparison = comparison
+        current = comparison["current"]["macro_f1"]
+        candidate = comparison["candidate"]["macro_f1"]
+        super().__init__(
+            f"candidate macro-F1 {candidate:.4f} does not beat the current "
+            f"{current:.4f} by more than {comparison['min_gain']} on "
+            f"{comparison['held_out']} held-out reviews; nothing written"
+        )
+
+
+@dataclass(frozen=True)
+class RatedReview:
+    text: str
+    rating: int  # 1–5 stars
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    budget_s: float = 900.0  # the whole run: fine-tuning, export, evaluation
+    export_reserve_s: float = 240.0  # of the budget, kept for export + evaluation
+    held_out_share: float = 0.2
+    min_gain: float = 0.0  # macro-F1 the candidate must gain over the current package
+    seed: int = 13
+    train_layers: int = 4  # top encoder layers that train (all, if the model has fewer)
+    epochs: float = 3.0
+    batch_size: int = 16
+    lr_layers: float = 5e-5
+    lr_head: float = 2e-4
+    max_length: int = 160
+
+
+def read_rated(lines: Iterable[str], source: str = "input") -> list[RatedReview]:
+    """Rated reviews from JSON lines with ``text`` (or ``review``) and ``rating`` 1–5.
+
+    Blank lines are skipped; anything else that is not such an object is an
+    :class:`AdaptError` naming the line, so a broken export is never half-used.
+    """
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AdaptError(f"{source}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise AdaptError(f"{source}:{number}: expected an object, got {type(obj).__name__}")
+        text = obj.get("text", obj.get("review"))
+        rating = obj.get("rating")
+        if not isinstance(text, str) or not text.strip():
+            raise AdaptError(f"{source}:{number}: 'text' must be a non-empty string")
+        if isinstance(rating, bool) or not isinstance(rating, int | float) or rating != int(rating):
+            raise AdaptError(f"{source}:{number}: 'rating' must be a whole number of stars")
+        if not 1 <= rating <= 5:
+            raise AdaptError(f"{source}:{number}: rating {rating} outside 1-5")
+        rows.append(RatedReview(text.strip(), int(rating)))
+    return rows
+
+
+def weak_examples(rows: Sequence[RatedReview], group: str = "shop") -> list[Example]:
+    """One example per distinct text (the first rating wins), labelled from its stars."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r.text not in seen:
+            seen.add(r.text)
+            out.append(Example(r.text, star_label(r.rating), "rated", group))
+    return out
+
+
+def held_out(text: str, share: float) -> bool:
+    """Deterministic: the first two bytes of sha1(text) below ``share`` of their range."""
+    digest = hashlib.sha1(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:2], "big") < share * 65536
+
+
+def split(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
+    """(train, held_out), checked to be big enough and to hold more than one label."""
+    if not 0 < share < 1:
+        raise AdaptError(f"held-out share must be in (0, 1), not {share}")
+    test = [e for e in examples if held_out(e.text, share)]
+    train = [e for e in examples if not held_out(e.text, share)]
+    if len(test) < MIN_HELD_OUT or len(train) < MIN_TRAIN:
+        raise AdaptError(
+            f"{len(examples)} distinct rated reviews give {len(train)} to train on and "
+            f"{len(test)} held out; need at least {MIN_TRAIN} and {MIN_HELD_OUT}"
+        )
+    if len({e.label for e in train}) < 2:
+        raise AdaptError("every training review has the same weak label; nothing to learn")
+    return train, test
+
+
+def slice_metrics(gold: Sequence[int], probs: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Held-out metrics: 3-class accuracy, macro-F1 over the gold classes present,
+    and binary accuracy (negative vs positive reviews, the larger of the two)."""
+    from export.evaluate import per_class_f1
+
+    pred = [int(np.argmax(p)) for p in probs]
+    present = sorted(set(gold))
+    f1 = per_class_f1(gold, pred, len(LABELS))
+    binary = [(g, POS if p[POS] >= p[NEG] else NEG) for g, p in zip(gold, probs, strict=True)]
+    binary = [(g, p) for g, p in binary if g != NEU]
+    return {
+        "n": len(gold),
+        "labels": {LABELS[c]: n for c, n in sorted(Counter(gold).items())},
+        "macro_f1": round(sum(f1[c] for c in present) / len(present), 4),
+        "accuracy": round(sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold), 4),
+        "binary_accuracy": (
+            round(sum(g == p for g, p in binary) / len(binary), 4) if binary else None
+        ),
+        "f1": {LABELS[c]: round(f1[c], 4) for c in present},
+    }
+
+
+def score_slice(package: Path, examples: Sequence[Example]) -> dict[str, Any]:
+    from export.evaluate import class_probs
+    from models.runtime import open_scorer
+
+    return slice_metrics([e.label for e in examples], class_probs(open_scorer(package), examples))
+
+
+def data_digest(examples: Sequence[Example]) -> str:
+    h = hashlib.sha256()
+    for e in sorted(examples, key=lambda e: e.text):
+        h.update(f"{e.label}\t{e.text}\n".encode())
+    return h.hexdigest()
+
+
+def adapt(
+    package: Path,
+    checkpoint: Path,
+    rows: Sequence[RatedReview],
+    out: Path,
+    config: AdaptConfig = AdaptConfig(),
+    *,
+    version: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune ``checkpoint`` (the PyTorch weights of ``package``) on ``rows``;
+    publish an int8 package to ``out`` only if it beats ``package`` on the held-out
+    slice. Returns the comparison; raises :class:`NotBetterError` otherwise."""
+    from export.finetune import FinetuneConfig, finetune
+    from export.onnx_export import export_package
+    from models.package import load_package
+
+    started = time.monotonic()
+    if out.exists():
+        raise AdaptError(f"{out} exists; choose a new directory for the adapted package")
+    if not (checkpoint / "config.json").is_file():
+        raise AdaptError(
+            f"{checkpoint} is not a Hugging Face checkpoint (no config.json); adapt fine-tunes "
+            "the PyTorch weights the package was exported from (`make model` writes them)"
+        )
+    from transformers import AutoConfig
+
+    layers = int(AutoConfig.from_pretrained(checkpoint).num_hidden_layers)
+    current = load_package(package)
+    examples = weak_examples(rows)
+    train, test = split(examples, config.held_out_share)
+    digest = data_digest(train)
+    version = version or f"{current.version}+adapt.{digest[:8]}"
+    log.info(
+        "adapting %s %s on %d reviews (%d held out)",
+        current.name,
+        current.version,
+        len(train),
+        len(test),
+    )
+    before = score_slice(package, test)
+
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        budget = config.budget_s - config.export_reserve_s - (time.monotonic() - started)
+        if budget <= 60:
+            raise AdaptError(
+                f"budget {config.budget_s:.0f} s leaves {budget:.0f} s to train after the "
+                f"{config.export_reserve_s:.0f} s export reserve"
+            )
+        report = finetune(
+            checkpoint,
+            work / "checkpoint",
+            train,
+            FinetuneConfig(
+                seed=config.seed,
+                train_layers=min(config.train_layers, layers),
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                lr_layers=config.lr_layers,
+                lr_head=config.lr_head,
+                max_length=config.max_length,
+                time_budget_s=budget,
+            ),
+            progress=progress,
+        )
+        report["adapt"] = {
+            "source_package": f"{current.name} {current.version}",
+            "data_sha256": digest,
+        }
+        candidate_dir = work / "package"
+        export_package(
+            work / "checkpoint",
+            candidate_dir,
+            task="sequence-classification",
+            name=current.name,
+            version=version,
+            text_prefix=current.text_prefix,
+            max_length=current.max_length,
+            quantize=True,
+            smooth_ffn_output=0.75,
+            calibration_texts=[e.text for e in train[:512]],
+            training=report,
+            validation_texts=[e.text for e in test],
+        )
+        after = score_slice(candidate_dir, test)
+        comparison = {
+            "current": before,
+            "candidate": after,
+            "held_out": len(test),
+            "trained_on": len(train),
+            "min_gain": config.min_gain,
+            "better": after["macro_f1"] > before["macro_f1"] + config.min_gain,
+            "package": {"name": current.name, "from": current.version, "to": version},
+            "train_seconds": report["train_seconds"],
+            "steps": report["steps"],
+            "seconds": round(time.monotonic() - started, 1),
+            "config": asdict(config),
+        }
+        if not comparison["better"]:
+            raise NotBetterError(comparison)
+        (candidate_dir / "adapt.json").write_text(json.dumps(comparison, indent=2) + "\n")
+        (candidate_dir / "MODEL_CARD.md").write_text(model_card(comparison, report))
+        candidate_dir.rename(out)
+        return comparison
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def model_card(comparison: dict[str, Any], training: dict[str, Any]) -> str:
+    pkg = comparison["package"]
+    rows = []
+    for key, label in (
+        ("macro_f1", "macro-F1"),
+        ("accuracy", "accuracy (3 classes)"),
+        ("binary_accuracy", "accuracy (1–2 vs 4–5 stars)"),
+    ):
+        b, a = comparison["current"][key], comparison["candidate"][key]
+        rows.append(f"| {label} | {b if b is not None else '–'} | {a if a is not None else '–'} |")
+    labels = ", ".join(f"{k} {v}" for k, v in comparison["current"]["labels"].items())
+    return f"""# {pkg["name"]} {pkg["to"]} — adapted from {pkg["from"]}
+
+Fine-tuned by `reviewpulse adapt` on {comparison["trained_on"]} of a shop's own star-rated
+reviews (weak labels: 1–2 stars negative, 3 neutral, 4–5 positive), int8 and parity-checked
+like its source package (parity figures in `manifest.json`).
+
+## Held-out slice of the same reviews ({comparison["held_out"]}: {labels})
+
+Never trained on (`sha1(text)` below {comparison["config"]["held_out_share"]} of its range).
+Both packages scored through the serving runtime.
+
+| metric | {pkg["from"]} | {pkg["to"]} |
+|---|---:|---:|
+{chr(10).join(rows)}
+
+## Training
+
+{training["steps"]} steps × {comparison["config"]["batch_size"]} in {training["train_seconds"]} s
+({training["device"]}), top {comparison["config"]["train_layers"]} layers + head, time budget
+{comparison["config"]["budget_s"]:.0f} s for the whole run ({comparison["seconds"]} s used).
+Training data sha256 `{training["adapt"]["data_sha256"]}`.
+
+## Limits
+
+Star ratings are noisy labels, and the held-out slice comes from the same shop and period:
+watch the shadow agreement (`/api/models`) before switching the worker to this package.
+Quality outside this shop's reviews is not measured here; the source package's card holds
+its dev metrics.
+"""

@@ -1,0 +1,187 @@
+"""``adapt`` on the tiny model: weak labels, the held-out split, the publish-only-if-better
+rule, and the time-budgeted training plan."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from transformers import AutoModelForSequenceClassification
+
+from export.adapt import (
+    AdaptConfig,
+    AdaptError,
+    NotBetterError,
+    RatedReview,
+    adapt,
+    read_rated,
+    split,
+    weak_examples,
+)
+from export.data import Example
+from export.finetune import TIMING_STEPS, FinetuneConfig, finetune
+from export.onnx_export import export_package
+from export.tiny import build_tiny_checkpoint, labelled_sample_texts, sample_texts
+from models.package import load_package
+from streams.cli import main
+
+STARS = {0: 1, 1: 3, 2: 5}  # the tiny texts' sentiment index as a star rating
+
+
+def rated() -> list[RatedReview]:
+    return [RatedReview(text, STARS[label]) for text, label in labelled_sample_texts()]
+
+
+def package(checkpoint: Path, out: Path, version: str) -> Path:
+    return export_package(
+        checkpoint,
+        out,
+        task="sequence-classification",
+        name="tiny-sentiment",
+        version=version,
+        max_length=64,
+        quantize=True,
+        validation_texts=sample_texts(),
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("adapt")
+    checkpoint = build_tiny_checkpoint(root / "checkpoint", seed=2)
+    return checkpoint, package(checkpoint, root / "package", "1.0.0")
+
+
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny model with its classifier zeroed: every review gets the same scores."""
+    root = tmp_path_factory.mktemp("blank")
+    checkpoint = build_tiny_checkpoint(root / "fitted", seed=2)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
+    model.save_pretrained(checkpoint)
+    return checkpoint, package(checkpoint, root / "package", "1.0.0")
+
+
+def test_read_rated_names_the_bad_line() -> None:
+    rows = read_rated(['{"text": "good", "rating": 5}', "", '{"review": "bad", "rating": 1.0}'])
+    assert rows == [RatedReview("good", 5), RatedReview("bad", 1)]
+    for line, why in [
+        ("{oops", "not JSON"),
+        ("[1]", "expected an object"),
+        ('{"text": "", "rating": 3}', "'text'"),
+        ('{"text": "x", "rating": 3.5}', "whole number"),
+        ('{"text": "x", "rating": true}', "whole number"),
+        ('{"text": "x", "rating": 6}', "outside 1-5"),
+    ]:
+        with pytest.raises(AdaptError, match=why) as info:
+            read_rated(['{"text": "fine", "rating": 4}', line], "shop.jsonl")
+        assert "shop.jsonl:2" in str(info.value)
+
+
+def test_weak_labels_and_a_deterministic_split() -> None:
+    examples = weak_examples([RatedReview(f"review {i}", 1 + i % 5) for i in range(1000)])
+    assert [e.label for e in examples[:5]] == [0, 0, 1, 2, 2]
+    assert len(weak_examples([RatedReview("same", 1), RatedReview("same", 5)])) == 1
+    train, test = split(examples, 0.2)
+    assert {e.text for e in train}.isdisjoint(e.text for e in test)
+    assert len(train) + len(test) == 1000 and 150 < len(test) < 250
+    _, reordered = split(list(reversed(examples)), 0.2)
+    assert sorted(e.text for e in reordered) == sorted(e.text for e in test)
+
+
+def test_split_refuses_too_little_or_one_label() -> None:
+    with pytest.raises(AdaptError, match="need at least"):
+        split(weak_examples([RatedReview(f"r{i}", 5) for i in range(60)]), 0.2)
+    with pytest.raises(AdaptError, match="same weak label"):
+        split(weak_examples([RatedReview(f"r{i}", 5) for i in range(1000)]), 0.2)
+
+
+def test_time_budget_shrinks_the_plan(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    examples = [Example(t, label, "tiny", "all") for t, label in labelled_sample_texts()]
+    # a zero budget leaves exactly the timed steps, whatever the machine's pace
+    config = FinetuneConfig(
+        train_layers=1, batch_size=16, epochs=5, max_length=32, time_budget_s=0.0
+    )
+    report = finetune(fitted[0], tmp_path / "ft", examples, config, progress=False)
+    assert report["steps"] == TIMING_STEPS
+    unbudgeted = replace(config, time_budget_s=None, max_steps=TIMING_STEPS + 5)
+    assert (
+        finetune(fitted[0], tmp_path / "ft2", examples, unbudgeted, progress=False)["steps"]
+        == TIMING_STEPS + 5
+    )
+
+
+def test_adapt_publishes_a_better_package(blank: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, current = blank
+    out = tmp_path / "adapted"
+    result = adapt(
+        current,
+        checkpoint,
+        rated(),
+        out,
+        AdaptConfig(budget_s=3600, epochs=4, train_layers=2, lr_layers=1e-3, lr_head=1e-2),
+        progress=False,
+    )
+    assert result["better"]
+    assert result["candidate"]["macro_f1"] > result["current"]["macro_f1"]
+    assert result["held_out"] + result["trained_on"] == len(labelled_sample_texts())
+    adapted = load_package(out)  # hash-checked, loadable by the runtime
+    assert adapted.name == "tiny-sentiment" and adapted.version.startswith("1.0.0+adapt.")
+    assert adapted.manifest["quantization"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "adapted from 1.0.0" in card and str(result["held_out"]) in card
+    assert json.loads((out / "adapt.json").read_text())["better"] is True
+
+
+def test_adapt_writes_nothing_when_not_better(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, current = fitted
+    out = tmp_path / "adapted"
+    config = AdaptConfig(
+        budget_s=3600, epochs=1, min_gain=1.0, train_layers=2
+    )  # no model gains 1.0 macro-F1
+    with pytest.raises(NotBetterError) as info:
+        adapt(current, checkpoint, rated(), out, config, progress=False)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".adapted")]
+    assert info.value.comparison["better"] is False
+    assert "does not beat" in str(info.value)
+
+
+def test_adapt_needs_the_checkpoint(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(AdaptError, match="not a Hugging Face checkpoint"):
+        adapt(fitted[1], tmp_path / "nowhere", rated(), tmp_path / "out", progress=False)
+
+
+def test_adapt_command_exit_codes(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, current = fitted
+    rated_file = tmp_path / "rated.jsonl"
+    rated_file.write_text(
+        "".join(json.dumps({"text": r.text, "rating": r.rating}) + "\n" for r in rated())
+    )
+    common = [
+        "adapt",
+        "--out",
+        str(tmp_path / "out"),
+        "--package",
+        str(current),
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    neither = CliRunner().invoke(main, common)
+    assert neither.exit_code == 2 and "either a RATED.jsonl file or --from-store" in neither.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x", "rating": 9}\n')
+    refused = CliRunner().invoke(main, [*common, str(bad)])
+    assert refused.exit_code == 1 and "bad.jsonl:1: rating 9 outside 1-5" in refused.output
+    # no model gains 1.0 macro-F1: the comparison is printed and the exit status is 3
+    not_better = CliRunner().invoke(main, [*common, "--min-gain", "1", str(rated_file)])
+    assert not_better.exit_code == 3, not_better.output
+    assert json.loads(not_better.stdout)["better"] is False
+    assert not (tmp_path / "out").exists()
