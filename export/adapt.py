@@ -179,7 +179,7 @@ def data_digest(examples: Sequence[Example]) -> str:
 
 def adapt(
     package: Path,
-    checkpoint: Path,
+    checkpoint: Path | None,
     rows: Sequence[RatedReview],
     out: Path,
     config: AdaptConfig = AdaptConfig(),
@@ -187,9 +187,15 @@ def adapt(
     version: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune ``checkpoint`` (the PyTorch weights of ``package``) on ``rows``;
-    publish an int8 package to ``out`` only if it beats ``package`` on the held-out
-    slice. Returns the comparison; raises :class:`NotBetterError` otherwise."""
+    """Fine-tune ``package`` on ``rows``; publish an int8 package to ``out`` only if it
+    beats ``package`` on the held-out slice. Returns the comparison; raises
+    :class:`NotBetterError` otherwise.
+
+    Training starts from ``checkpoint`` (the PyTorch weights the package was
+    exported from) when given, else from the package itself, unpacked by
+    :func:`export.unpack.unpack`."""
+    from transformers import AutoConfig
+
     from export.finetune import FinetuneConfig, finetune
     from export.onnx_export import export_package
     from models.package import load_package
@@ -197,14 +203,11 @@ def adapt(
     started = time.monotonic()
     if out.exists():
         raise AdaptError(f"{out} exists; choose a new directory for the adapted package")
-    if not (checkpoint / "config.json").is_file():
+    if checkpoint is not None and not (checkpoint / "config.json").is_file():
         raise AdaptError(
-            f"{checkpoint} is not a Hugging Face checkpoint (no config.json); adapt fine-tunes "
-            "the PyTorch weights the package was exported from (`make model` writes them)"
+            f"{checkpoint} is not a Hugging Face checkpoint (no config.json); leave the "
+            "checkpoint out to fine-tune the package's own weights"
         )
-    from transformers import AutoConfig
-
-    layers = int(AutoConfig.from_pretrained(checkpoint).num_hidden_layers)
     current = load_package(package)
     examples = weak_examples(rows)
     train, test = split(examples, config.held_out_share)
@@ -219,8 +222,14 @@ def adapt(
     )
     before = score_slice(package, test)
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        if checkpoint is None:
+            from export.unpack import unpack
+
+            checkpoint = unpack(package, work / "unpacked", [e.text for e in test])
+        layers = int(AutoConfig.from_pretrained(checkpoint).num_hidden_layers)
         budget = config.budget_s - config.export_reserve_s - (time.monotonic() - started)
         if budget <= 60:
             raise AdaptError(

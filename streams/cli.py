@@ -116,10 +116,9 @@ def score(ctx: click.Context, file: Any, kind: str, model: Path | None) -> None:
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(path_type=Path),
-    default=Path("build/sentiment-final"),
-    show_default=True,
-    help="PyTorch checkpoint the current package was exported from (`make model`)",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="PyTorch checkpoint the package was exported from (default: unpack the package)",
 )
 @click.option("--budget-minutes", type=float, default=15.0, show_default=True)
 @click.option("--min-gain", type=float, default=0.0, show_default=True, help="macro-F1 margin")
@@ -133,7 +132,7 @@ def adapt(
     category: str | None,
     limit: int,
     package: Path | None,
-    checkpoint: Path,
+    checkpoint: Path | None,
     budget_minutes: float,
     min_gain: float,
     held_out: float,

@@ -119,11 +119,11 @@ def test_time_budget_shrinks_the_plan(fitted: tuple[Path, Path], tmp_path: Path)
 
 
 def test_adapt_publishes_a_better_package(blank: tuple[Path, Path], tmp_path: Path) -> None:
-    checkpoint, current = blank
+    _, current = blank
     out = tmp_path / "adapted"
     result = adapt(
         current,
-        checkpoint,
+        None,  # from the package's own weights, unpacked
         rated(),
         out,
         AdaptConfig(budget_s=3600, epochs=4, train_layers=2, lr_layers=1e-3, lr_head=1e-2),
@@ -154,7 +154,7 @@ def test_adapt_writes_nothing_when_not_better(fitted: tuple[Path, Path], tmp_pat
     assert "does not beat" in str(info.value)
 
 
-def test_adapt_needs_the_checkpoint(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+def test_adapt_refuses_a_non_checkpoint(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(AdaptError, match="not a Hugging Face checkpoint"):
         adapt(fitted[1], tmp_path / "nowhere", rated(), tmp_path / "out", progress=False)
 
