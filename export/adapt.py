@@ -78,6 +78,7 @@ class AdaptConfig:
     lr_layers: float = 5e-5
     lr_head: float = 2e-4
     max_length: int = 160
+    int8_agreement_min: float = 0.99  # the parity floor of the candidate's int8 export
 
 
 def read_rated(lines: Iterable[str], source: str = "input") -> list[RatedReview]:
@@ -270,6 +271,7 @@ def adapt(
             calibration_texts=[e.text for e in train[:512]],
             training=report,
             validation_texts=[e.text for e in test],
+            int8_label_agreement_min=config.int8_agreement_min,
         )
         after = score_slice(candidate_dir, test)
         comparison = {

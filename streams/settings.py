@@ -124,6 +124,10 @@ class KafkaSettings(BaseModel):
     )
     producer_request_timeout_s: float = Field(30.0, gt=0)
     max_poll_records: int = Field(500, ge=1)
+    probe_interval_s: float = Field(
+        10.0, ge=0, description="ask the brokers for metadata this often, for /readyz; 0 = off"
+    )
+    probe_timeout_s: float = Field(5.0, gt=0, description="a probe failing after this long")
     security: KafkaSecuritySettings = KafkaSecuritySettings()
     topics: TopicSettings = TopicSettings()
 

@@ -25,8 +25,9 @@ from streams.alerts import AlertEvent
 from streams.alerts.alertmanager import alertmanager_alert, post_alerts
 from streams.service.agents import register_agent
 from streams.service.alerting import AlertMonitor, AlertPublisher
+from streams.service.broker_probe import BrokerProbe, admin_client
 from streams.service.health import Health
-from streams.service.kafka_config import faust_credentials
+from streams.service.kafka_config import client_config, faust_credentials
 from streams.service.knowledge import KnowledgeBase
 from streams.service.metrics import Metrics, faust_consumer_lag
 from streams.service.pipeline import BatchProcessor, Kind, Stats
@@ -125,6 +126,20 @@ def register_knowledge_reload(
         await asyncio.get_running_loop().run_in_executor(executor, reload)
 
     app.timer(interval_s, on_leader=False, name="knowledge_base_reload")(tick)
+
+
+def register_broker_probe(app: faust.App, settings: Settings, health: Health) -> None:
+    """Probe the brokers on a timer, on every worker, on a thread of its own."""
+    kafka = settings.kafka
+    probe = BrokerProbe(
+        admin_client(client_config(kafka.bootstrap, kafka.security)), health, kafka.probe_timeout_s
+    )
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker-probe")
+
+    async def tick() -> None:
+        await asyncio.get_running_loop().run_in_executor(thread, probe.check)
+
+    app.timer(kafka.probe_interval_s, on_leader=False, name="broker_probe")(tick)
 
 
 @dataclass
@@ -281,6 +296,8 @@ def build_worker(settings: Settings) -> Worker:
             settings.shutdown_timeout_s,
             metrics,
         )
+    if settings.kafka.probe_interval_s > 0:
+        register_broker_probe(app, settings, health)
     alert_store = AlertStore(store.backend, store.db)
     alert_counts: Counter[str] = Counter()
     if settings.alerts.enabled:
