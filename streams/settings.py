@@ -134,7 +134,7 @@ class KafkaSettings(BaseModel):
 
 class BatchSettings(BaseModel):
     max_size: int = Field(
-        64, ge=1, description="most events per micro-batch (the adaptive size stays under it)"
+        256, ge=1, description="most events per micro-batch (the adaptive size stays under it)"
     )
     within_s: float = Field(
         0.5,
@@ -143,11 +143,10 @@ class BatchSettings(BaseModel):
         "the chosen size takes to arrive, at most this)",
     )
     latency_target_ms: float = Field(
-        0,
+        250,
         ge=0,
         description="p99 from an event entering its micro-batch to its ack that the batch size "
-        "is chosen to hold (streams.service.batching; opt-in, e.g. 250 with max_size 256); "
-        "0 = fixed max_size / within_s",
+        "is chosen to hold (streams.service.batching); 0 = fixed max_size / within_s",
     )
 
 
