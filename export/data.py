@@ -53,17 +53,24 @@ def zh_shopping(data_dir: Path, split: str) -> list[Example]:
     ]
 
 
-def en_reviews(data_dir: Path, split: str) -> list[Example]:
-    """English star-rated reviews; ``split`` is ``train`` or ``heldout``."""
+def en_rated(data_dir: Path, split: str) -> list[tuple[Example, int]]:
+    """English reviews with their star rating; ``split`` is ``train`` or ``heldout``."""
     out = []
     for r in _rows(data_dir / "en_womens_clothing_reviews.csv"):
         title = r["title"].strip()
         text = f"{title}. {r['review']}" if title else r["review"]
-        out.append(Example(text, star_label(int(r["rating"])), "en_clothing", r["department"]))
+        stars = int(r["rating"])
+        out.append((Example(text, star_label(stars), "en_clothing", r["department"]), stars))
     for r in _rows(data_dir / "en_amazon_alexa_reviews.csv"):
-        out.append(Example(r["review"], star_label(int(r["rating"])), "en_alexa", "alexa"))
+        stars = int(r["rating"])
+        out.append((Example(r["review"], star_label(stars), "en_alexa", "alexa"), stars))
     want_held_out = split == "heldout"
-    return [e for e in out if held_out(e.text) == want_held_out]
+    return [(e, stars) for e, stars in out if held_out(e.text) == want_held_out]
+
+
+def en_reviews(data_dir: Path, split: str) -> list[Example]:
+    """English star-rated reviews; ``split`` is ``train`` or ``heldout``."""
+    return [e for e, _ in en_rated(data_dir, split)]
 
 
 def training_set(
@@ -103,6 +110,15 @@ def calibration_texts(data_dir: Path, n: int, *, seed: int = 0) -> list[str]:
     """``n`` training texts (zh and en in their training-set proportions), never dev texts."""
     examples = training_set(data_dir)
     return [e.text for e in random.Random(seed).sample(examples, min(n, len(examples)))]
+
+
+def source_rated(data_dir: Path, source: str, n: int, *, seed: int = 13) -> list[dict[str, object]]:
+    """``n`` non-held-out English reviews of ``source`` with their real star ratings."""
+    rows = [(e, stars) for e, stars in en_rated(data_dir, "train") if e.source == source]
+    if not rows:
+        raise ValueError(f"no English training reviews from {source!r}")
+    picked = random.Random(seed).sample(rows, min(n, len(rows)))
+    return [{"text": e.text, "rating": stars} for e, stars in picked]
 
 
 def category_rated(
