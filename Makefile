@@ -136,6 +136,16 @@ fast-model: $(VENV)/.dev
 	rm -rf $(FAST) && mv $(FAST).new $(FAST)
 	$(BIN)/reviewpulse export bench-compare $(FAST) --default $(PKG) --data $(DATA)
 
+# Out-of-domain quality: leave-one-category-out (a Chinese category) and cross-corpus (an
+# English corpus) runs of a short fine-tuning recipe, each then adapted on 2,000 of the
+# held-out unit's rated reviews (`reviewpulse adapt`); results in build/loco/*/loco.json.
+# CPU, 2 cores: about 25 minutes per unit, plus one reference run with every unit.
+LOCO ?= 衣服 水果 书籍 洗发水 en_clothing
+.PHONY: loco
+loco: $(VENV)/.dev
+	$(BIN)/reviewpulse export base --out build/base --data $(DATA)
+	$(BIN)/reviewpulse export loco $(LOCO) --reference --adapt-minutes 8 --data $(DATA)
+
 # The customer-question package (intent head + FAQ KB over the sentiment encoder's
 # embeddings), compared with the base e5 encoder. CPU, 2 cores: a few minutes.
 .PHONY: questions-model
