@@ -32,31 +32,13 @@ from typing import Any
 import numpy as np
 
 from export.data import LABELS, Example, star_label
-from export.errors import ExportError
+from export.errors import AdaptError, NotBetterError
 
 log = logging.getLogger(__name__)
 
 NEG, NEU, POS = (LABELS.index(x) for x in ("negative", "neutral", "positive"))
 MIN_HELD_OUT = 50  # fewer held-out reviews cannot tell two models apart
 MIN_TRAIN = 100
-
-
-class AdaptError(ExportError):
-    """The rated reviews cannot drive an adaptation (unreadable, too few, one class)."""
-
-
-class NotBetterError(AdaptError):
-    """The candidate did not beat the current package on the held-out slice."""
-
-    def __init__(self, comparison: dict[str, Any]) -> None:
-        self.comparison = comparison
-        current = comparison["current"]["macro_f1"]
-        candidate = comparison["candidate"]["macro_f1"]
-        super().__init__(
-            f"candidate macro-F1 {candidate:.4f} does not beat the current "
-            f"{current:.4f} by more than {comparison['min_gain']} on "
-            f"{comparison['held_out']} held-out reviews; nothing written"
-        )
 
 
 @dataclass(frozen=True)

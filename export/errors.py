@@ -8,6 +8,8 @@ project's root error, :class:`models.errors.ReviewPulseError` (export imports
 :mod:`streams.errors`.
 """
 
+from typing import Any
+
 from models.errors import ReviewPulseError
 
 
@@ -40,3 +42,27 @@ class E5BaseError(ExportError):
 
     Raised by the modules of :mod:`export.e5`.
     """
+
+
+class AdaptError(ExportError):
+    """Rated reviews cannot drive an adaptation (unreadable, too few, one class).
+
+    Raised by :mod:`export.adapt`.
+    """
+
+
+class NotBetterError(AdaptError):
+    """The adapted candidate did not beat the current package on the held-out slice.
+
+    Raised by :func:`export.adapt.adapt`; carries the comparison, nothing is written.
+    """
+
+    def __init__(self, comparison: dict[str, Any]) -> None:
+        self.comparison = comparison
+        current = comparison["current"]["macro_f1"]
+        candidate = comparison["candidate"]["macro_f1"]
+        super().__init__(
+            f"candidate macro-F1 {candidate:.4f} does not beat the current "
+            f"{current:.4f} by more than {comparison['min_gain']} on "
+            f"{comparison['held_out']} held-out reviews; nothing written"
+        )

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from export.adapt import AdaptConfig, AdaptError, NotBetterError, adapt, read_rated
+from export.adapt import AdaptConfig, adapt, read_rated
 from export.data import (
     Example,
     calibration_texts,
@@ -37,6 +37,7 @@ from export.data import (
     training_set,
     zh_shopping,
 )
+from export.errors import AdaptError, NotBetterError
 from export.evaluate import class_probs, evaluate
 from export.finetune import FinetuneConfig, finetune
 from export.onnx_export import export_package

@@ -144,9 +144,9 @@ def adapt(
     Needs the 'export' extra.
     """
     try:
-        from export.adapt import AdaptConfig, NotBetterError, read_rated
+        from export.adapt import AdaptConfig, read_rated
         from export.adapt import adapt as run_adapt
-        from export.errors import ExportError
+        from export.errors import ExportError, NotBetterError
     except ImportError as exc:
         raise click.ClickException(
             f"adapt needs the 'export' extra ({exc.name} is missing): pip install -e '.[export]'"

