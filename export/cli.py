@@ -275,13 +275,9 @@ def package_cmd(
     validation: int,
 ) -> None:
     """Export CHECKPOINT to an ONNX model package in OUT, with parity proven."""
-    from export.data import calibration_texts, en_reviews, zh_shopping
+    from export.data import calibration_texts, validation_texts
     from export.onnx_export import export_package
 
-    half = validation // 2
-    zh = [e.text for e in zh_shopping(data, "dev")]
-    en = [e.text for e in en_reviews(data, "heldout")]
-    texts = zh[:: max(1, len(zh) // half)][:half] + en[:: max(1, len(en) // half)][:half]
     training_file = checkpoint / "training.json"
     training = json.loads(training_file.read_text()) if training_file.is_file() else {}
     export_package(
@@ -297,7 +293,7 @@ def package_cmd(
         smooth_ffn_output=smooth_ffn,
         calibration_texts=calibration_texts(data, calibration) if smooth_ffn else None,
         training=training,
-        validation_texts=texts,
+        validation_texts=validation_texts(data, validation),
     )
     click.echo(f"package written to {out}")
 

@@ -112,6 +112,14 @@ def calibration_texts(data_dir: Path, n: int, *, seed: int = 0) -> list[str]:
     return [e.text for e in random.Random(seed).sample(examples, min(n, len(examples)))]
 
 
+def validation_texts(data_dir: Path, n: int) -> list[str]:
+    """``n`` dev texts for export parity: half Chinese dev, half English held-out, evenly spaced."""
+    half = max(1, n // 2)
+    zh = [e.text for e in zh_shopping(data_dir, "dev")]
+    en = [e.text for e in en_reviews(data_dir, "heldout")]
+    return zh[:: max(1, len(zh) // half)][:half] + en[:: max(1, len(en) // half)][:half]
+
+
 def source_rated(data_dir: Path, source: str, n: int, *, seed: int = 13) -> list[dict[str, object]]:
     """``n`` non-held-out English reviews of ``source`` with their real star ratings."""
     rows = [(e, stars) for e, stars in en_rated(data_dir, "train") if e.source == source]

@@ -35,7 +35,7 @@ from export.data import (
     en_reviews,
     source_rated,
     training_set,
-    zh_shopping,
+    validation_texts,
 )
 from export.errors import AdaptError, NotBetterError
 from export.evaluate import class_probs, evaluate
@@ -65,8 +65,6 @@ class LocoRecipe:
 def _package(checkpoint: Path, out: Path, data: Path, version: str) -> Path:
     if out.exists():
         return out
-    zh = [e.text for e in zh_shopping(data, "dev")][::21][:250]
-    en = [e.text for e in en_reviews(data, "heldout")][::10][:250]
     export_package(
         checkpoint,
         out,
@@ -78,7 +76,7 @@ def _package(checkpoint: Path, out: Path, data: Path, version: str) -> Path:
         quantize=True,
         smooth_ffn_output=0.75,
         calibration_texts=calibration_texts(data, 512),
-        validation_texts=zh + en,
+        validation_texts=validation_texts(data, 500),
         int8_label_agreement_min=INT8_AGREEMENT_MIN,
     )
     return out
