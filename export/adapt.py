@@ -11,7 +11,9 @@
    (:func:`export.onnx_export.export_package`).
 5. Both packages scored on the held-out slice through the serving runtime. The
    candidate is published to ``out`` with a model card of the before/after metrics
-   only when its macro-F1 beats the current package's by more than ``min_gain``;
+   only when its macro-F1 gain over the current package clears ``min_gain`` with
+   ``confidence`` (a paired bootstrap over the held-out reviews, :func:`paired_gain`:
+   a gain of a few reviews on a small slice is noise, not a better model);
    otherwise :class:`NotBetterError` carries the comparison and nothing is written.
 """
 
@@ -53,6 +55,8 @@ class AdaptConfig:
     export_reserve_s: float = 240.0  # of the budget, kept for export + evaluation
     held_out_share: float = 0.2
     min_gain: float = 0.0  # macro-F1 the candidate must gain over the current package
+    confidence: float = 0.95  # one-sided, of the paired bootstrap: the gain's lower bound
+    bootstrap_rounds: int = 2000
     seed: int = 13
     train_layers: int = 4  # top encoder layers that train (all, if the model has fewer)
     epochs: float = 3.0
@@ -146,11 +150,52 @@ def slice_metrics(gold: Sequence[int], probs: np.ndarray[Any, Any]) -> dict[str,
     }
 
 
-def score_slice(package: Path, examples: Sequence[Example]) -> dict[str, Any]:
+def score_probs(package: Path, examples: Sequence[Example]) -> np.ndarray[Any, Any]:
     from export.evaluate import class_probs
     from models.runtime import open_scorer
 
-    return slice_metrics([e.label for e in examples], class_probs(open_scorer(package), examples))
+    return class_probs(open_scorer(package), examples)
+
+
+def _macro_f1_rows(
+    gold: np.ndarray[Any, Any], pred: np.ndarray[Any, Any], classes: list[int]
+) -> np.ndarray[Any, Any]:
+    """Macro-F1 of each row of (resampled) ``gold``/``pred``, over ``classes``."""
+    scores = []
+    for c in classes:
+        tp = ((gold == c) & (pred == c)).sum(axis=-1)
+        fp = ((gold != c) & (pred == c)).sum(axis=-1)
+        fn = ((gold == c) & (pred != c)).sum(axis=-1)
+        denom = 2 * tp + fp + fn
+        scores.append(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0))
+    return np.asarray(np.mean(scores, axis=0))
+
+
+def paired_gain(
+    gold: Sequence[int],
+    before: np.ndarray[Any, Any],
+    after: np.ndarray[Any, Any],
+    *,
+    confidence: float,
+    rounds: int,
+    seed: int,
+) -> dict[str, float]:
+    """The candidate's macro-F1 gain on the held-out slice and its one-sided lower
+    bound at ``confidence``: both models' predictions resampled together (the same
+    reviews in every round), so the bound reflects how much the gain depends on
+    which reviews happened to be held out. Deterministic for a ``seed``."""
+    g = np.asarray(gold)
+    pb, pa = before.argmax(axis=1), after.argmax(axis=1)
+    classes = sorted(set(g.tolist()))
+    idx = np.random.default_rng(seed).integers(0, len(g), size=(rounds, len(g)))
+    gains = _macro_f1_rows(g[idx], pa[idx], classes) - _macro_f1_rows(g[idx], pb[idx], classes)
+    observed = float(_macro_f1_rows(g, pa, classes) - _macro_f1_rows(g, pb, classes))
+    return {
+        "gain": round(observed, 4),
+        "lower_bound": round(float(np.quantile(gains, 1 - confidence)), 4),
+        "confidence": confidence,
+        "rounds": rounds,
+    }
 
 
 def data_digest(examples: Sequence[Example]) -> str:
@@ -203,7 +248,9 @@ def adapt(
         len(train),
         len(test),
     )
-    before = score_slice(package, test)
+    gold = [e.label for e in test]
+    before_probs = score_probs(package, test)
+    before = slice_metrics(gold, before_probs)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -255,14 +302,24 @@ def adapt(
             validation_texts=[e.text for e in test],
             int8_label_agreement_min=config.int8_agreement_min,
         )
-        after = score_slice(candidate_dir, test)
+        after_probs = score_probs(candidate_dir, test)
+        after = slice_metrics(gold, after_probs)
+        gain = paired_gain(
+            gold,
+            before_probs,
+            after_probs,
+            confidence=config.confidence,
+            rounds=config.bootstrap_rounds,
+            seed=config.seed,
+        )
         comparison = {
             "current": before,
             "candidate": after,
             "held_out": len(test),
             "trained_on": len(train),
             "min_gain": config.min_gain,
-            "better": after["macro_f1"] > before["macro_f1"] + config.min_gain,
+            "gain": gain,
+            "better": gain["lower_bound"] > config.min_gain,
             "package": {"name": current.name, "from": current.version, "to": version},
             "train_seconds": report["train_seconds"],
             "steps": report["steps"],
@@ -304,6 +361,11 @@ Both packages scored through the serving runtime.
 | metric | {pkg["from"]} | {pkg["to"]} |
 |---|---:|---:|
 {chr(10).join(rows)}
+
+Macro-F1 gain {comparison["gain"]["gain"]:+.4f}; its one-sided
+{comparison["gain"]["confidence"]:.0%} lower bound {comparison["gain"]["lower_bound"]:+.4f}
+(paired bootstrap over the held-out reviews, {comparison["gain"]["rounds"]} rounds) had to
+clear {comparison["min_gain"]}.
 
 ## Training
 

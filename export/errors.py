@@ -61,8 +61,10 @@ class NotBetterError(AdaptError):
         self.comparison = comparison
         current = comparison["current"]["macro_f1"]
         candidate = comparison["candidate"]["macro_f1"]
+        gain = comparison["gain"]
         super().__init__(
             f"candidate macro-F1 {candidate:.4f} does not beat the current "
             f"{current:.4f} by more than {comparison['min_gain']} on "
-            f"{comparison['held_out']} held-out reviews; nothing written"
+            f"{comparison['held_out']} held-out reviews (gain {gain['gain']:+.4f}, "
+            f"{gain['confidence']:.0%} lower bound {gain['lower_bound']:+.4f}); nothing written"
         )

@@ -122,6 +122,13 @@ def score(ctx: click.Context, file: Any, kind: str, model: Path | None) -> None:
 )
 @click.option("--budget-minutes", type=float, default=15.0, show_default=True)
 @click.option("--min-gain", type=float, default=0.0, show_default=True, help="macro-F1 margin")
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.5, 0.999),
+    default=0.95,
+    show_default=True,
+    help="one-sided confidence that the gain exceeds --min-gain (paired bootstrap)",
+)
 @click.option("--held-out", type=float, default=0.2, show_default=True, help="share kept out")
 @click.pass_context
 def adapt(
@@ -135,6 +142,7 @@ def adapt(
     checkpoint: Path | None,
     budget_minutes: float,
     min_gain: float,
+    confidence: float,
     held_out: float,
 ) -> None:
     """Fine-tune the sentiment model on a shop's star-rated reviews (RATED JSONL or the store).
@@ -167,7 +175,10 @@ def adapt(
         else:
             rows = read_rated(rated, getattr(rated, "name", "input"))
         config = AdaptConfig(
-            budget_s=budget_minutes * 60, min_gain=min_gain, held_out_share=held_out
+            budget_s=budget_minutes * 60,
+            min_gain=min_gain,
+            confidence=confidence,
+            held_out_share=held_out,
         )
         result = run_adapt(package or settings.model.package, checkpoint, rows, out, config)
     except NotBetterError as exc:
