@@ -140,7 +140,7 @@ fast-model: $(VENV)/.dev
 # English corpus) runs of a short fine-tuning recipe, each then adapted on 2,000 of the
 # held-out unit's rated reviews (`reviewpulse adapt`); results in build/loco/*/loco.json.
 # CPU, 2 cores: about 25 minutes per unit, plus one reference run with every unit.
-LOCO ?= 衣服 水果 书籍 洗发水 en_clothing
+LOCO ?= 衣服 水果 书籍 洗发水
 .PHONY: loco
 loco: $(VENV)/.dev
 	$(BIN)/reviewpulse export base --out build/base --data $(DATA)

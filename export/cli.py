@@ -484,9 +484,12 @@ def loco_cmd(
 
     Resumable: finished checkpoints and packages under WORK are reused.
     """
-    from export.loco import LocoRecipe, run_loco
+    from export.loco import LocoRecipe, loco_table, run_loco
 
     recipe = LocoRecipe(steps=steps, adapt_n=adapt_n, adapt_budget_s=adapt_minutes * 60)
+    results = []
     for category in categories:
         result = run_loco(category, data, base, work / category, recipe, reference=reference)
         click.echo(json.dumps(result, ensure_ascii=False))
+        results.append(result)
+    click.echo(loco_table(results))
