@@ -43,7 +43,10 @@ def test_dequantized_model_has_no_int8_ops_and_matches_int8(
     int8 = open_scorer(TINY_PACKAGE, model_path=int8_model).score(TEXTS)
     back = open_scorer(TINY_PACKAGE, model_path=target).score(TEXTS)
     assert int8.probs is not None and back.probs is not None
-    np.testing.assert_allclose(back.probs, int8.probs, atol=0.02)  # activations not quantised
+    # the same weights; only the int8 model quantises activations (per batch, at run time),
+    # which moves the tiny 32-wide model's probabilities by up to ~0.035 (onnxruntime 1.32)
+    assert (back.probs.argmax(axis=1) == int8.probs.argmax(axis=1)).all()
+    np.testing.assert_allclose(back.probs, int8.probs, atol=0.05)
 
 
 def test_fp16_model_keeps_io_types_and_scores_like_fp32(int8_model: Path, tmp_path: Path) -> None:
