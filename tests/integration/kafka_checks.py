@@ -21,8 +21,12 @@ def consume_all(
     timeout_s: float = 120,
     *,
     security: KafkaSecuritySettings | None = None,
+    distinct: str | None = None,
 ) -> list[Any]:
     """Every record of ``topic`` from the start, once ``expected`` arrived and it went quiet.
+
+    With ``distinct`` (a field such as ``event_id``), ``expected`` counts distinct values of
+    it: where re-delivery duplicates records, a count of records reaches ``expected`` early.
 
     Raises ``KafkaConfigError`` if the broker rejects ``security``'s credentials.
     """
@@ -38,6 +42,7 @@ def consume_all(
     )
     consumer.subscribe([topic])
     out: list[Any] = []
+    seen: set[Any] = set()
     deadline = time.monotonic() + timeout_s
     idle_since = None
     try:
@@ -45,7 +50,7 @@ def consume_all(
             msg = consumer.poll(0.5)
             monitor.check()
             if msg is None:
-                if len(out) >= expected:
+                if (len(seen) if distinct else len(out)) >= expected:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since > 3:
                         break
@@ -54,6 +59,8 @@ def consume_all(
                 continue
             idle_since = None
             out.append(orjson.loads(msg.value()))
+            if distinct:
+                seen.add(out[-1].get(distinct))
     finally:
         consumer.close()
     return out
