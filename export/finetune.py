@@ -123,11 +123,19 @@ class Schedule(Protocol):
     def time_budget_s(self) -> float | None: ...
 
 
-def uses_bf16(config: Schedule, device: str) -> bool:
-    """Whether training autocasts to bfloat16: asked for, and the device supports it."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bfloat16 in hardware (AVX-512-BF16 or AMX). Without it,
+    autocast to bfloat16 is emulated: measured on a 2-core AVX2 EPYC, a top-4-layer step of
+    32 reviews took ~25 s against ~2 s in float32."""
     import torch
 
-    return config.bf16 and (device == "cuda" or torch.backends.mkldnn.is_available())
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def uses_bf16(config: Schedule, device: str) -> bool:
+    """Whether training autocasts to bfloat16: asked for, and the device does it in hardware."""
+    return config.bf16 and (device == "cuda" or cpu_has_bf16())
 
 
 def train_steps(

@@ -64,3 +64,17 @@ def test_frozen_layers_do_not_change(base: Path, tmp_path: Path) -> None:
     assert frozen and trained
     assert all((before[n] - after[n]).abs().max() == 0 for n in frozen)
     assert any((before[n] - after[n]).abs().max() > 0 for n in trained)
+
+
+def test_bf16_only_where_the_hardware_does_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from export.finetune import uses_bf16
+
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not uses_bf16(FinetuneConfig(), "cpu")  # emulated bf16 is many times slower
+    assert uses_bf16(FinetuneConfig(), "cuda")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert uses_bf16(FinetuneConfig(), "cpu")
+    assert not uses_bf16(FinetuneConfig(bf16=False), "cpu")
