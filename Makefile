@@ -139,7 +139,7 @@ fast-model: $(VENV)/.dev
 # Out-of-domain quality: leave-one-category-out (a Chinese category) and cross-corpus (an
 # English corpus) runs of a short fine-tuning recipe, each then adapted on 2,000 of the
 # held-out unit's rated reviews (`reviewpulse adapt`); results in build/loco/*/loco.json.
-# CPU, 2 cores: about 25 minutes per unit, plus one reference run with every unit.
+# CPU, 2 cores (float32 on AVX2): about 30 minutes per unit, plus one reference run.
 LOCO ?= 衣服 水果 书籍 洗发水
 .PHONY: loco
 loco: $(VENV)/.dev
