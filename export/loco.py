@@ -164,7 +164,7 @@ def run_loco(
                 adapted,
                 # publish whatever the slice says, so the dev figures show what adapting
                 # did to the category either way; ``published_by_default`` records the
-                # command's own verdict (the gain's lower bound above 0).
+                # command's own verdict (the lower bound above the default min_gain).
                 AdaptConfig(
                     budget_s=recipe.adapt_budget_s,
                     int8_agreement_min=INT8_AGREEMENT_MIN,
@@ -172,7 +172,8 @@ def run_loco(
                 ),
                 progress=False,
             )
-        result["adapt"]["published_by_default"] = result["adapt"]["gain"]["lower_bound"] > 0
+        verdict = result["adapt"]["gain"]["lower_bound"]
+        result["adapt"]["published_by_default"] = verdict > AdaptConfig().min_gain
         result["adapted"] = _summary(adapted, data, category)
     except NotBetterError as exc:
         result["adapt"] = exc.comparison
