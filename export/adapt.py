@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import shutil
 import tempfile
 import time
@@ -65,6 +66,9 @@ class AdaptConfig:
     lr_head: float = 2e-4
     max_length: int = 160
     int8_agreement_min: float = 0.99  # the parity floor of the candidate's int8 export
+    # general reviews mixed into training per shop review, when adapt is given some
+    # (``replay``): they keep what the model knew about other domains
+    replay_ratio: float = 1.0
 
 
 def read_rated(lines: Iterable[str], source: str = "input") -> list[RatedReview]:
@@ -104,6 +108,17 @@ def weak_examples(rows: Sequence[RatedReview], group: str = "shop") -> list[Exam
             seen.add(r.text)
             out.append(Example(r.text, star_label(r.rating), "rated", group))
     return out
+
+
+def replay_examples(
+    rows: Sequence[RatedReview], shop: Sequence[Example], n: int, seed: int
+) -> list[Example]:
+    """A seeded sample of ``n`` general reviews to train on beside the shop's own; texts
+    the shop also has (trained on or held out) are left out, so the held-out slice
+    stays unseen."""
+    taken = {e.text for e in shop}
+    pool = [e for e in weak_examples(rows, group="replay") if e.text not in taken]
+    return random.Random(seed).sample(pool, min(len(pool), n))
 
 
 def held_out(text: str, share: float) -> bool:
@@ -212,12 +227,16 @@ def adapt(
     out: Path,
     config: AdaptConfig = AdaptConfig(),
     *,
+    replay: Sequence[RatedReview] = (),
     version: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``package`` on ``rows``; publish an int8 package to ``out`` only if it
     beats ``package`` on the held-out slice. Returns the comparison; raises
     :class:`NotBetterError` otherwise.
+
+    ``replay``: general rated reviews (other domains), ``config.replay_ratio`` of them
+    per shop review mixed into training so that adapting does not forget them.
 
     Training starts from ``checkpoint`` (the PyTorch weights the package was
     exported from) when given, else from the package itself, unpacked by
@@ -239,14 +258,20 @@ def adapt(
     current = load_package(package)
     examples = weak_examples(rows)
     train, test = split(examples, config.held_out_share)
-    digest = data_digest(train)
+    if config.replay_ratio < 0:
+        raise AdaptError(f"replay ratio must be >= 0, not {config.replay_ratio}")
+    replayed = replay_examples(
+        replay, examples, round(config.replay_ratio * len(train)), config.seed
+    )
+    digest = data_digest(train + replayed)
     version = version or f"{current.version}+adapt.{digest[:8]}"
     log.info(
-        "adapting %s %s on %d reviews (%d held out)",
+        "adapting %s %s on %d reviews (%d held out, %d replayed)",
         current.name,
         current.version,
         len(train),
         len(test),
+        len(replayed),
     )
     gold = [e.label for e in test]
     before_probs = score_probs(package, test)
@@ -269,7 +294,7 @@ def adapt(
         report = finetune(
             checkpoint,
             work / "checkpoint",
-            train,
+            train + replayed,
             FinetuneConfig(
                 seed=config.seed,
                 train_layers=min(config.train_layers, layers),
@@ -317,6 +342,7 @@ def adapt(
             "candidate": after,
             "held_out": len(test),
             "trained_on": len(train),
+            "replayed": len(replayed),
             "min_gain": config.min_gain,
             "gain": gain,
             "better": gain["lower_bound"] > config.min_gain,
@@ -347,11 +373,16 @@ def model_card(comparison: dict[str, Any], training: dict[str, Any]) -> str:
         b, a = comparison["current"][key], comparison["candidate"][key]
         rows.append(f"| {label} | {b if b is not None else '–'} | {a if a is not None else '–'} |")
     labels = ", ".join(f"{k} {v}" for k, v in comparison["current"]["labels"].items())
+    replayed = (
+        f" beside {comparison['replayed']} general reviews replayed from other domains"
+        if comparison.get("replayed")
+        else ""
+    )
     return f"""# {pkg["name"]} {pkg["to"]} — adapted from {pkg["from"]}
 
 Fine-tuned by `reviewpulse adapt` on {comparison["trained_on"]} of a shop's own star-rated
-reviews (weak labels: 1–2 stars negative, 3 neutral, 4–5 positive), int8 and parity-checked
-like its source package (parity figures in `manifest.json`).
+reviews (weak labels: 1–2 stars negative, 3 neutral, 4–5 positive){replayed}, int8 and
+parity-checked like its source package (parity figures in `manifest.json`).
 
 ## Held-out slice of the same reviews ({comparison["held_out"]}: {labels})
 

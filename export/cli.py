@@ -474,6 +474,27 @@ def questions_cmd(
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+@export.command("replay")
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--n", "n", type=int, default=4000, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+def replay_cmd(data: Path, out: Path, n: int, seed: int) -> None:
+    """Write N training reviews as rated JSONL for `reviewpulse adapt --replay`.
+
+    A seeded sample of the fine-tuning set (Chinese train split and English
+    non-held-out reviews; negative → 1 star, neutral → 3, positive → 5).
+    """
+    from export.data import as_rated, training_set
+
+    rows = as_rated(training_set(data, seed=seed), n, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    click.echo(f"{len(rows)} rated reviews written to {out}", err=True)
+
+
 @export.command("loco")
 @click.argument("categories", nargs=-1, required=True)
 @click.option("--base", type=DATA, default=Path("build/base"), show_default=True)

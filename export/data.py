@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,13 @@ def source_rated(data_dir: Path, source: str, n: int, *, seed: int = 13) -> list
         raise ValueError(f"no English training reviews from {source!r}")
     picked = random.Random(seed).sample(rows, min(n, len(rows)))
     return [{"text": e.text, "rating": stars} for e, stars in picked]
+
+
+def as_rated(examples: Sequence[Example], n: int, *, seed: int = 13) -> list[dict[str, object]]:
+    """A seeded sample of ``n`` labelled examples as rated rows (negative → 1 star,
+    neutral → 3, positive → 5): what ``adapt --replay`` reads."""
+    picked = random.Random(seed).sample(list(examples), min(n, len(examples)))
+    return [{"text": e.text, "rating": (1, 3, 5)[e.label]} for e in picked]
 
 
 def category_rated(

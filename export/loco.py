@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from export.adapt import AdaptConfig, adapt, read_rated
+from export.adapt import AdaptConfig, RatedReview, adapt, read_rated
 from export.data import (
     Example,
+    as_rated,
     calibration_texts,
     category_rated,
     en_reviews,
@@ -120,6 +122,18 @@ def _source_metrics(package: Path, data: Path, source: str) -> dict[str, Any]:
 
 
 def _summary(package: Path, data: Path, category: str) -> dict[str, Any]:
+    """The package's dev figures for this unit, cached next to it (packages here are
+    written once, so a resumed run need not evaluate them again)."""
+    cache = package.with_name(f"{package.name}.{category}.json")
+    if cache.is_file():
+        cached: dict[str, Any] = json.loads(cache.read_text(encoding="utf-8"))
+        return cached
+    summary = _evaluate(package, data, category)
+    cache.write_text(json.dumps(summary, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary
+
+
+def _evaluate(package: Path, data: Path, category: str) -> dict[str, Any]:
     metrics = evaluate(package, data)
     zh = metrics["zh_online_shopping_dev"]
     groups = zh["by_group"]
@@ -132,6 +146,44 @@ def _summary(package: Path, data: Path, category: str) -> dict[str, Any]:
         "en_binary": metrics["en_heldout_binary"]["accuracy"],
         "en_macro_f1": metrics["en_heldout_3class"]["macro_f1"],
     }
+
+
+def _adapt(
+    package: Path,
+    checkpoint: Path,
+    shop: list[RatedReview],
+    replay: Sequence[RatedReview],
+    out: Path,
+    recipe: LocoRecipe,
+) -> tuple[dict[str, Any], Path | None]:
+    """``adapt`` the LOCO model on the unit's ratings (resumable): its comparison, and
+    the adapted package, or None when adapting failed."""
+    if out.exists():
+        result: dict[str, Any] = json.loads((out / "adapt.json").read_text())
+    else:
+        try:
+            result = adapt(
+                package,
+                checkpoint,
+                shop,
+                out,
+                # publish whatever the slice says, so the dev figures show what adapting
+                # did to the category either way; ``published_by_default`` records the
+                # command's own verdict (the lower bound above the default min_gain).
+                AdaptConfig(
+                    budget_s=recipe.adapt_budget_s,
+                    int8_agreement_min=INT8_AGREEMENT_MIN,
+                    min_gain=-1.0,
+                ),
+                replay=replay,
+                progress=False,
+            )
+        except NotBetterError as exc:
+            return exc.comparison, None
+        except AdaptError as exc:
+            return {"error": str(exc)}, None
+    result["published_by_default"] = result["gain"]["lower_bound"] > AdaptConfig().min_gain
+    return result, out
 
 
 def run_loco(
@@ -152,33 +204,22 @@ def run_loco(
     (work / "rated.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
-    adapted = work / "adapted-package"
-    try:
-        if adapted.exists():
-            result["adapt"] = json.loads((adapted / "adapt.json").read_text())
-        else:
-            result["adapt"] = adapt(
-                loco_pkg,
-                loco_ckpt,
-                read_rated(json.dumps(r) for r in rows),
-                adapted,
-                # publish whatever the slice says, so the dev figures show what adapting
-                # did to the category either way; ``published_by_default`` records the
-                # command's own verdict (the lower bound above the default min_gain).
-                AdaptConfig(
-                    budget_s=recipe.adapt_budget_s,
-                    int8_agreement_min=INT8_AGREEMENT_MIN,
-                    min_gain=-1.0,
-                ),
-                progress=False,
-            )
-        verdict = result["adapt"]["gain"]["lower_bound"]
-        result["adapt"]["published_by_default"] = verdict > AdaptConfig().min_gain
-        result["adapted"] = _summary(adapted, data, category)
-    except NotBetterError as exc:
-        result["adapt"] = exc.comparison
-    except AdaptError as exc:
-        result["adapt"] = {"error": str(exc)}
+    shop = read_rated(json.dumps(r) for r in rows)
+    # general reviews to replay: the LOCO model's own training data, never the unit's
+    general = [
+        e
+        for e in training_set(data, en_positive_limit=recipe.en_positive_limit, seed=recipe.seed)
+        if not left_out(e, category)
+    ]
+    replay = read_rated(json.dumps(r) for r in as_rated(general, recipe.adapt_n, seed=recipe.seed))
+    for key, summary_key, dir_name, replayed in (
+        ("adapt", "adapted", "adapted-package", ()),
+        ("adapt_replay", "adapted_replay", "adapted-replay-package", replay),
+    ):
+        comparison, package = _adapt(loco_pkg, loco_ckpt, shop, replayed, work / dir_name, recipe)
+        result[key] = comparison
+        if package is not None:
+            result[summary_key] = _summary(package, data, category)
     (work / "loco.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
 
@@ -187,33 +228,44 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+def _verdict(a: dict[str, Any]) -> str:
+    if "gain" in a:
+        return (
+            f"{a['current']['macro_f1']:.3f} → {a['candidate']['macro_f1']:.3f} "
+            f"({a['gain']['gain']:+.3f}, {a['gain']['lower_bound']:+.3f})"
+        )
+    return f"failed: {a['error']}" if "error" in a else "–"
+
+
 def loco_table(results: list[dict[str, Any]]) -> str:
     """The model card's table: each held-out unit's accuracy without it (LOCO), with it
-    (reference) and after adapting the LOCO model on its ratings, plus what adapting
-    cost elsewhere and the command's own held-out verdict."""
+    (reference) and after adapting the LOCO model on its ratings — alone and with as
+    many general reviews replayed — plus what adapting cost on the other categories
+    and the command's own held-out verdicts."""
     lines = [
-        "| held out | n | without it | with it (reference) | adapted | Δ adapted − without "
-        "| other zh categories: without → adapted | adapt held-out macro-F1 (gain, 95 % lower "
-        "bound) |",
+        "| held out | n | without it | with it (reference) | adapted | + replay "
+        "| other zh categories: without → adapted / + replay "
+        "| adapt held-out macro-F1 (gain, 95 % lower bound): alone / + replay |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
-        loco, adapted = r["loco"], r.get("adapted")
+        loco = r["loco"]
         ref = r.get("reference", {}).get("category", {}).get("accuracy")
-        a = r.get("adapt", {})
-        verdict = "–"
-        if "gain" in a:
-            verdict = (
-                f"{a['current']['macro_f1']:.3f} → {a['candidate']['macro_f1']:.3f} "
-                f"({a['gain']['gain']:+.3f}, {a['gain']['lower_bound']:+.3f})"
+        cells = []
+        for key in ("adapted", "adapted_replay"):
+            acc = r[key]["category"]["accuracy"] if key in r else None
+            delta = (
+                f" ({100 * (acc - loco['category']['accuracy']):+.1f})" if acc is not None else ""
             )
-        elif "error" in a:
-            verdict = f"failed: {a['error']}"
-        acc = adapted["category"]["accuracy"] if adapted else None
-        delta = f"{100 * (acc - loco['category']['accuracy']):+.1f}" if acc is not None else "–"
+            cells.append(f"{_pct(acc)}{delta}")
+        others = " / ".join(
+            _pct(r[key]["other_categories"] if key in r else None)
+            for key in ("adapted", "adapted_replay")
+        )
+        verdicts = " / ".join(_verdict(r.get(key, {})) for key in ("adapt", "adapt_replay"))
         lines.append(
             f"| {r['category']} | {loco['category']['n']} | {_pct(loco['category']['accuracy'])} "
-            f"| {_pct(ref)} | {_pct(acc)} | {delta} | {_pct(loco['other_categories'])} → "
-            f"{_pct(adapted['other_categories'] if adapted else None)} | {verdict} |"
+            f"| {_pct(ref)} | {cells[0]} | {cells[1]} | {_pct(loco['other_categories'])} → "
+            f"{others} | {verdicts} |"
         )
     return "\n".join(lines)

@@ -130,6 +130,20 @@ def score(ctx: click.Context, file: Any, kind: str, model: Path | None) -> None:
     help="one-sided confidence that the gain exceeds --min-gain (paired bootstrap)",
 )
 @click.option("--held-out", type=float, default=0.2, show_default=True, help="share kept out")
+@click.option(
+    "--replay",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="general rated reviews (JSONL) trained on beside the shop's, so other domains are "
+    "not forgotten (`reviewpulse export replay` writes one from the training data)",
+)
+@click.option(
+    "--replay-ratio",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="with --replay: general reviews per shop review",
+)
 @click.pass_context
 def adapt(
     ctx: click.Context,
@@ -144,6 +158,8 @@ def adapt(
     min_gain: float,
     confidence: float,
     held_out: float,
+    replay: Any,
+    replay_ratio: float,
 ) -> None:
     """Fine-tune the sentiment model on a shop's star-rated reviews (RATED JSONL or the store).
 
@@ -174,13 +190,17 @@ def adapt(
             rows = read_rated(lines, "store")
         else:
             rows = read_rated(rated, getattr(rated, "name", "input"))
+        general = read_rated(replay, getattr(replay, "name", "replay")) if replay else []
         config = AdaptConfig(
             budget_s=budget_minutes * 60,
             min_gain=min_gain,
             confidence=confidence,
             held_out_share=held_out,
+            replay_ratio=replay_ratio,
         )
-        result = run_adapt(package or settings.model.package, checkpoint, rows, out, config)
+        result = run_adapt(
+            package or settings.model.package, checkpoint, rows, out, config, replay=general
+        )
     except NotBetterError as exc:
         click.echo(json.dumps(exc.comparison, indent=2))
         click.echo(f"Error: {exc}", err=True)

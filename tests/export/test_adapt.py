@@ -19,11 +19,12 @@ from export.adapt import (
     adapt,
     paired_gain,
     read_rated,
+    replay_examples,
     slice_metrics,
     split,
     weak_examples,
 )
-from export.data import Example
+from export.data import Example, as_rated
 from export.errors import AdaptError, NotBetterError
 from export.finetune import TIMING_STEPS, FinetuneConfig, finetune
 from export.onnx_export import export_package
@@ -105,6 +106,29 @@ def test_split_refuses_too_little_or_one_label() -> None:
         split(weak_examples([RatedReview(f"r{i}", 5) for i in range(60)]), 0.2)
     with pytest.raises(AdaptError, match="same weak label"):
         split(weak_examples([RatedReview(f"r{i}", 5) for i in range(1000)]), 0.2)
+
+
+def test_replay_sample_leaves_out_the_shops_texts() -> None:
+    shop = weak_examples([RatedReview(f"shop {i}", 5) for i in range(10)])
+    general = [RatedReview(f"general {i}", 1 + i % 5) for i in range(50)]
+    general += [RatedReview("shop 3", 1)]  # also in the shop's reviews (maybe held out)
+    picked = replay_examples(general, shop, 20, seed=1)
+    assert len(picked) == 20 and len({e.text for e in picked}) == 20
+    assert all(e.text.startswith("general") and e.group == "replay" for e in picked)
+    assert picked == replay_examples(general, shop, 20, seed=1)
+    assert len(replay_examples(general, shop, 500, seed=1)) == 50  # never more than there is
+    assert replay_examples([], shop, 20, seed=1) == []
+
+
+def test_as_rated_gives_one_star_per_label() -> None:
+    examples = [Example(f"t{i}", i % 3, "zh_shopping", "书籍") for i in range(30)]
+    rows = as_rated(examples, 9, seed=2)
+    assert len(rows) == 9 and rows == as_rated(examples, 9, seed=2)
+    by_text = {e.text: e.label for e in examples}
+    assert all(r["rating"] == (1, 3, 5)[by_text[str(r["text"])]] for r in rows)
+    assert [r.rating for r in read_rated(json.dumps(r) for r in rows)] == [
+        r["rating"] for r in rows
+    ]
 
 
 def one_hot(labels: list[int]) -> np.ndarray:
@@ -205,7 +229,27 @@ def test_adapt_command_exit_codes(fitted: tuple[Path, Path], tmp_path: Path) -> 
     refused = CliRunner().invoke(main, [*common, str(bad)])
     assert refused.exit_code == 1 and "bad.jsonl:1: rating 9 outside 1-5" in refused.output
     # no model gains 1.0 macro-F1: the comparison is printed and the exit status is 3
-    not_better = CliRunner().invoke(main, [*common, "--min-gain", "1", str(rated_file)])
+    replay = tmp_path / "general.jsonl"
+    replay.write_text(
+        "".join(
+            json.dumps({"text": f"{r.text} (general)", "rating": r.rating}) + "\n" for r in rated()
+        )
+    )
+    not_better = CliRunner().invoke(
+        main,
+        [
+            *common,
+            "--min-gain",
+            "1",
+            "--replay",
+            str(replay),
+            "--replay-ratio",
+            "0.5",
+            str(rated_file),
+        ],
+    )
     assert not_better.exit_code == 3, not_better.output
-    assert json.loads(not_better.stdout)["better"] is False
+    comparison = json.loads(not_better.stdout)
+    assert comparison["better"] is False
+    assert comparison["replayed"] == round(0.5 * comparison["trained_on"])
     assert not (tmp_path / "out").exists()

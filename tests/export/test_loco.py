@@ -31,16 +31,19 @@ def test_loco_table_rows() -> None:
         "loco": summary(0.90, 0.92),
         "reference": summary(0.93, 0.92),
         "adapted": summary(0.925, 0.915),
+        "adapted_replay": summary(0.92, 0.92),
         "adapt": {
             "current": {"macro_f1": 0.81},
             "candidate": {"macro_f1": 0.86},
             "gain": {"gain": 0.05, "lower_bound": 0.02},
         },
+        "adapt_replay": {"error": "too slow"},
     }
     failed = {"category": "水果", "loco": summary(0.95, 0.92), "adapt": {"error": "too few"}}
     table = loco_table([published, failed]).splitlines()
     assert len(table) == 4
     assert table[2] == (
-        "| 书籍 | 400 | 90.0 | 93.0 | 92.5 | +2.5 | 92.0 → 91.5 | 0.810 → 0.860 (+0.050, +0.020) |"
+        "| 书籍 | 400 | 90.0 | 93.0 | 92.5 (+2.5) | 92.0 (+2.0) | 92.0 → 91.5 / 92.0 "
+        "| 0.810 → 0.860 (+0.050, +0.020) / failed: too slow |"
     )
-    assert table[3] == "| 水果 | 400 | 95.0 | – | – | – | 92.0 → – | failed: too few |"
+    assert table[3] == "| 水果 | 400 | 95.0 | – | – | – | 92.0 → – / – | failed: too few / – |"
