@@ -138,9 +138,10 @@ fast-model: $(VENV)/.dev
 
 # Out-of-domain quality: leave-one-category-out (a Chinese category) and cross-corpus (an
 # English corpus) runs of a short fine-tuning recipe, each then adapted on 2,000 of the
-# held-out unit's rated reviews (`reviewpulse adapt`); results in build/loco/*/loco.json.
-# CPU, 2 cores (float32 on AVX2): about 30 minutes per unit, plus one reference run.
-LOCO ?= 衣服 水果 书籍 洗发水
+# held-out unit's rated reviews (`reviewpulse adapt`), alone and with as many general
+# reviews replayed; results in build/loco/*/loco.json, the table printed at the end.
+# CPU, 2 cores (float32 on AVX2): about 40 minutes per unit, plus one reference run.
+LOCO ?= 衣服 水果 书籍 洗发水 en_clothing
 .PHONY: loco
 loco: $(VENV)/.dev
 	$(BIN)/reviewpulse export base --out build/base --data $(DATA)
