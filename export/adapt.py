@@ -5,8 +5,9 @@
 1. Weak labels from the ratings: 1–2 stars → negative, 3 → neutral, 4–5 → positive.
 2. A deterministic held-out slice (``sha1(text)`` below the share; identical texts
    fall on the same side) that is never trained on.
-3. Fine-tuning of the current model's PyTorch checkpoint on the rest, planned to
-   fit a time budget (measured pace, see :func:`export.finetune.train_steps`).
+3. Fine-tuning of the current model's PyTorch checkpoint on the rest — beside
+   general reviews replayed from other domains when given (``--replay``) — planned
+   to fit a time budget (measured pace, see :func:`export.finetune.train_steps`).
 4. An int8 package of the candidate, parity-checked like every package
    (:func:`export.onnx_export.export_package`).
 5. Both packages scored on the held-out slice through the serving runtime. The
