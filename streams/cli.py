@@ -191,6 +191,12 @@ def adapt(
         else:
             rows = read_rated(rated, getattr(rated, "name", "input"))
         general = read_rated(replay, getattr(replay, "name", "replay")) if replay else []
+        if not general:
+            click.echo(
+                "warning: no --replay; the adapted package may lose accuracy outside this "
+                "shop's reviews (see 'Adapting the model to a shop' in the README)",
+                err=True,
+            )
         config = AdaptConfig(
             budget_s=budget_minutes * 60,
             min_gain=min_gain,

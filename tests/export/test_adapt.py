@@ -228,6 +228,12 @@ def test_adapt_command_exit_codes(fitted: tuple[Path, Path], tmp_path: Path) -> 
     bad.write_text('{"text": "x", "rating": 9}\n')
     refused = CliRunner().invoke(main, [*common, str(bad)])
     assert refused.exit_code == 1 and "bad.jsonl:1: rating 9 outside 1-5" in refused.output
+    assert "no --replay" not in refused.output  # the input is read before any advice
+    (tmp_path / "taken").mkdir()
+    taken = [arg if arg != str(tmp_path / "out") else str(tmp_path / "taken") for arg in common]
+    exists = CliRunner().invoke(main, [*taken, str(rated_file)])
+    assert exists.exit_code == 1 and "taken exists" in exists.output
+    assert "warning: no --replay" in exists.output
     # no model gains 1.0 macro-F1: the comparison is printed and the exit status is 3
     replay = tmp_path / "general.jsonl"
     replay.write_text(
