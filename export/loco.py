@@ -39,7 +39,7 @@ from export.data import (
     training_set,
     validation_texts,
 )
-from export.errors import AdaptError, NotBetterError
+from export.errors import ExportError, NotBetterError
 from export.evaluate import class_probs, evaluate
 from export.finetune import FinetuneConfig, finetune
 from export.onnx_export import export_package
@@ -180,7 +180,7 @@ def _adapt(
             )
         except NotBetterError as exc:
             return exc.comparison, None
-        except AdaptError as exc:
+        except ExportError as exc:  # too little data, a parity floor missed, …
             return {"error": str(exc)}, None
     result["published_by_default"] = result["gain"]["lower_bound"] > AdaptConfig().min_gain
     return result, out
