@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from export.data import LABELS, Example, star_label
-from export.errors import AdaptError, NotBetterError
+from export.errors import AdaptError, NotBetterError, ParityError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class AdaptConfig:
     lr_head: float = 2e-4
     max_length: int = 160
     int8_agreement_min: float = 0.99  # the parity floor of the candidate's int8 export
+    # False: a float32 package (about half the int8 speed, no int8 parity floor) for a
+    # candidate whose int8 export changes too many labels
+    int8: bool = True
     # general reviews mixed into training per shop review, when adapt is given some
     # (``replay``): they keep what the model knew about other domains
     replay_ratio: float = 1.0
@@ -313,21 +316,29 @@ def adapt(
             "data_sha256": digest,
         }
         candidate_dir = work / "package"
-        export_package(
-            work / "checkpoint",
-            candidate_dir,
-            task="sequence-classification",
-            name=current.name,
-            version=version,
-            text_prefix=current.text_prefix,
-            max_length=current.max_length,
-            quantize=True,
-            smooth_ffn_output=0.75,
-            calibration_texts=[e.text for e in train[:512]],
-            training=report,
-            validation_texts=[e.text for e in test],
-            int8_label_agreement_min=config.int8_agreement_min,
-        )
+        try:
+            export_package(
+                work / "checkpoint",
+                candidate_dir,
+                task="sequence-classification",
+                name=current.name,
+                version=version,
+                text_prefix=current.text_prefix,
+                max_length=current.max_length,
+                quantize=config.int8,
+                smooth_ffn_output=0.75 if config.int8 else None,
+                calibration_texts=[e.text for e in train[:512]],
+                training=report,
+                validation_texts=[e.text for e in test],
+                int8_label_agreement_min=config.int8_agreement_min,
+            )
+        except ParityError as exc:
+            if config.int8 and "int8" in str(exc):
+                raise ParityError(
+                    f"{exc}: the candidate's int8 export changes too many labels of the "
+                    "held-out reviews; --fp32 writes a float32 package instead"
+                ) from exc
+            raise
         after_probs = score_probs(candidate_dir, test)
         after = slice_metrics(gold, after_probs)
         gain = paired_gain(
@@ -379,11 +390,12 @@ def model_card(comparison: dict[str, Any], training: dict[str, Any]) -> str:
         if comparison.get("replayed")
         else ""
     )
+    precision = "int8" if comparison["config"]["int8"] else "float32 (not quantised)"
     return f"""# {pkg["name"]} {pkg["to"]} — adapted from {pkg["from"]}
 
 Fine-tuned by `reviewpulse adapt` on {comparison["trained_on"]} of a shop's own star-rated
-reviews (weak labels: 1–2 stars negative, 3 neutral, 4–5 positive){replayed}, int8 and
-parity-checked like its source package (parity figures in `manifest.json`).
+reviews (weak labels: 1–2 stars negative, 3 neutral, 4–5 positive){replayed}, {precision}
+and parity-checked against its PyTorch weights (parity figures in `manifest.json`).
 
 ## Held-out slice of the same reviews ({comparison["held_out"]}: {labels})
 

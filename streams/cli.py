@@ -144,6 +144,11 @@ def score(ctx: click.Context, file: Any, kind: str, model: Path | None) -> None:
     show_default=True,
     help="with --replay: general reviews per shop review",
 )
+@click.option(
+    "--fp32",
+    is_flag=True,
+    help="write a float32 package (about half the int8 speed) when int8 changes too many labels",
+)
 @click.pass_context
 def adapt(
     ctx: click.Context,
@@ -160,6 +165,7 @@ def adapt(
     held_out: float,
     replay: Any,
     replay_ratio: float,
+    fp32: bool,
 ) -> None:
     """Fine-tune the sentiment model on a shop's star-rated reviews (RATED JSONL or the store).
 
@@ -203,6 +209,7 @@ def adapt(
             confidence=confidence,
             held_out_share=held_out,
             replay_ratio=replay_ratio,
+            int8=not fp32,
         )
         result = run_adapt(
             package or settings.model.package, checkpoint, rows, out, config, replay=general

@@ -25,7 +25,7 @@ from export.adapt import (
     weak_examples,
 )
 from export.data import Example, as_rated
-from export.errors import AdaptError, NotBetterError
+from export.errors import AdaptError, NotBetterError, ParityError
 from export.finetune import TIMING_STEPS, FinetuneConfig, finetune
 from export.onnx_export import export_package
 from export.tiny import build_tiny_checkpoint, labelled_sample_texts, sample_texts
@@ -202,6 +202,22 @@ def test_adapt_writes_nothing_when_not_better(fitted: tuple[Path, Path], tmp_pat
     assert "does not beat" in str(info.value)
 
 
+def test_a_missed_int8_floor_points_to_fp32(
+    fitted: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.onnx_export
+
+    def lossy_int8(*args: object, quantize: bool, **kwargs: object) -> Path:
+        assert quantize
+        raise ParityError("cand/int8: int8 label agreement 96.80% < 99% (7 of 219 texts differ)")
+
+    monkeypatch.setattr(export.onnx_export, "export_package", lossy_int8)
+    config = AdaptConfig(budget_s=3600, epochs=1, train_layers=1)
+    with pytest.raises(ParityError, match=r"96\.80% < 99%.*--fp32 writes a float32 package"):
+        adapt(fitted[1], fitted[0], rated(), tmp_path / "out", config, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_adapt_refuses_a_non_checkpoint(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(AdaptError, match="not a Hugging Face checkpoint"):
         adapt(fitted[1], tmp_path / "nowhere", rated(), tmp_path / "out", progress=False)
@@ -251,6 +267,7 @@ def test_adapt_command_exit_codes(fitted: tuple[Path, Path], tmp_path: Path) -> 
             str(replay),
             "--replay-ratio",
             "0.5",
+            "--fp32",
             str(rated_file),
         ],
     )
@@ -258,4 +275,5 @@ def test_adapt_command_exit_codes(fitted: tuple[Path, Path], tmp_path: Path) -> 
     comparison = json.loads(not_better.stdout)
     assert comparison["better"] is False
     assert comparison["replayed"] == round(0.5 * comparison["trained_on"])
+    assert comparison["config"]["int8"] is False  # --fp32: the candidate was not quantised
     assert not (tmp_path / "out").exists()
