@@ -148,5 +148,4 @@ def category_rated(
     rows = [e for e in zh_shopping(data_dir, "train") if e.group == category]
     if not rows:
         raise ValueError(f"no training reviews in category {category!r}")
-    picked = random.Random(seed).sample(rows, min(n, len(rows)))
-    return [{"text": e.text, "rating": 1 if e.label == 0 else 5} for e in picked]
+    return as_rated(rows, n, seed=seed)
