@@ -70,6 +70,9 @@ class AdaptConfig:
     # False: a float32 package (about half the int8 speed, no int8 parity floor) for a
     # candidate whose int8 export changes too many labels
     int8: bool = True
+    # with int8: package the same candidate in float32 when its int8 export misses the
+    # parity floor, instead of failing (the training is not thrown away)
+    fp32_fallback: bool = False
     # general reviews mixed into training per shop review, when adapt is given some
     # (``replay``): they keep what the model knew about other domains
     replay_ratio: float = 1.0
@@ -316,7 +319,8 @@ def adapt(
             "data_sha256": digest,
         }
         candidate_dir = work / "package"
-        try:
+
+        def export(quantize: bool) -> None:
             export_package(
                 work / "checkpoint",
                 candidate_dir,
@@ -325,20 +329,31 @@ def adapt(
                 version=version,
                 text_prefix=current.text_prefix,
                 max_length=current.max_length,
-                quantize=config.int8,
-                smooth_ffn_output=0.75 if config.int8 else None,
+                quantize=quantize,
+                smooth_ffn_output=0.75 if quantize else None,
                 calibration_texts=[e.text for e in train[:512]],
                 training=report,
                 validation_texts=[e.text for e in test],
                 int8_label_agreement_min=config.int8_agreement_min,
             )
+
+        int8_refused: str | None = None
+        try:
+            export(config.int8)
         except ParityError as exc:
-            if config.int8 and "int8" in str(exc):
+            if not (config.int8 and "int8" in str(exc)):
+                raise
+            if not config.fp32_fallback:
                 raise ParityError(
                     f"{exc}: the candidate's int8 export changes too many labels of the "
-                    "held-out reviews; --fp32 writes a float32 package instead"
+                    "held-out reviews; --fp32 writes a float32 package instead "
+                    "(--fp32-fallback: only when int8 misses its floor)"
                 ) from exc
-            raise
+            # the same trained candidate, packaged without quantisation: no retraining
+            log.warning("%s; packaging the candidate in float32 instead", exc)
+            int8_refused = str(exc)
+            shutil.rmtree(candidate_dir, ignore_errors=True)
+            export(False)
         after_probs = score_probs(candidate_dir, test)
         after = slice_metrics(gold, after_probs)
         gain = paired_gain(
@@ -363,7 +378,10 @@ def adapt(
             "steps": report["steps"],
             "seconds": round(time.monotonic() - started, 1),
             "config": asdict(config),
+            "precision": "int8" if config.int8 and int8_refused is None else "float32",
         }
+        if int8_refused is not None:
+            comparison["int8_refused"] = int8_refused
         if not comparison["better"]:
             raise NotBetterError(comparison)
         (candidate_dir / "adapt.json").write_text(json.dumps(comparison, indent=2) + "\n")
@@ -390,7 +408,11 @@ def model_card(comparison: dict[str, Any], training: dict[str, Any]) -> str:
         if comparison.get("replayed")
         else ""
     )
-    precision = "int8" if comparison["config"]["int8"] else "float32 (not quantised)"
+    precision = (
+        "int8" if comparison.get("precision", "int8") == "int8" else "float32 (not quantised)"
+    )
+    if "int8_refused" in comparison:
+        precision += " (its int8 export missed the parity floor: `int8_refused` in adapt.json)"
     return f"""# {pkg["name"]} {pkg["to"]} — adapted from {pkg["from"]}
 
 Fine-tuned by `reviewpulse adapt` on {comparison["trained_on"]} of a shop's own star-rated

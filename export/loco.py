@@ -169,10 +169,13 @@ def _adapt(
                 out,
                 # publish whatever the slice says, so the dev figures show what adapting
                 # did to the category either way; ``published_by_default`` records the
-                # command's own verdict (the lower bound above the default min_gain).
+                # command's own verdict (the lower bound above the default min_gain). A
+                # candidate whose int8 export misses the floor is packaged in float32
+                # (marked "fp32" in the table) rather than lost.
                 AdaptConfig(
                     budget_s=recipe.adapt_budget_s,
                     int8_agreement_min=INT8_AGREEMENT_MIN,
+                    fp32_fallback=True,
                     min_gain=-1.0,
                 ),
                 replay=replay,
@@ -252,12 +255,13 @@ def loco_table(results: list[dict[str, Any]]) -> str:
         loco = r["loco"]
         ref = r.get("reference", {}).get("category", {}).get("accuracy")
         cells = []
-        for key in ("adapted", "adapted_replay"):
+        for key, adapt_key in (("adapted", "adapt"), ("adapted_replay", "adapt_replay")):
             acc = r[key]["category"]["accuracy"] if key in r else None
             delta = (
                 f" ({100 * (acc - loco['category']['accuracy']):+.1f})" if acc is not None else ""
             )
-            cells.append(f"{_pct(acc)}{delta}")
+            fp32 = " fp32" if r.get(adapt_key, {}).get("precision") == "float32" else ""
+            cells.append(f"{_pct(acc)}{delta}{fp32}")
         others = " / ".join(
             _pct(r[key]["other_categories"] if key in r else None)
             for key in ("adapted", "adapted_replay")

@@ -149,6 +149,11 @@ def score(ctx: click.Context, file: Any, kind: str, model: Path | None) -> None:
     is_flag=True,
     help="write a float32 package (about half the int8 speed) when int8 changes too many labels",
 )
+@click.option(
+    "--fp32-fallback",
+    is_flag=True,
+    help="int8, but package the same candidate in float32 if int8 misses its parity floor",
+)
 @click.pass_context
 def adapt(
     ctx: click.Context,
@@ -166,6 +171,7 @@ def adapt(
     replay: Any,
     replay_ratio: float,
     fp32: bool,
+    fp32_fallback: bool,
 ) -> None:
     """Fine-tune the sentiment model on a shop's star-rated reviews (RATED JSONL or the store).
 
@@ -210,6 +216,7 @@ def adapt(
             held_out_share=held_out,
             replay_ratio=replay_ratio,
             int8=not fp32,
+            fp32_fallback=fp32_fallback,
         )
         result = run_adapt(
             package or settings.model.package, checkpoint, rows, out, config, replay=general

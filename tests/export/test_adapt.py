@@ -218,6 +218,39 @@ def test_a_missed_int8_floor_points_to_fp32(
     assert not (tmp_path / "out").exists()
 
 
+def test_fp32_fallback_packages_the_same_candidate(
+    fitted: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.onnx_export
+
+    real = export.onnx_export.export_package
+    calls: list[bool] = []
+
+    def lossy_int8(*args: object, quantize: bool, **kwargs: object) -> Path:
+        calls.append(quantize)
+        if quantize:
+            raise ParityError("cand/int8: int8 label agreement 96.80% < 99% (7 of 219 texts)")
+        return real(*args, quantize=quantize, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(export.onnx_export, "export_package", lossy_int8)
+    config = AdaptConfig(budget_s=3600, epochs=1, train_layers=1, min_gain=-1.0)
+    comparison = adapt(
+        fitted[1],
+        fitted[0],
+        rated(),
+        tmp_path / "out",
+        replace(config, fp32_fallback=True),
+        progress=False,
+    )
+    assert calls == [True, False]  # one training, exported twice
+    assert comparison["precision"] == "float32"
+    assert "96.80% < 99%" in comparison["int8_refused"]
+    written = load_package(tmp_path / "out")
+    assert not written.manifest.get("quantization")
+    assert json.loads((tmp_path / "out" / "adapt.json").read_text())["precision"] == "float32"
+    assert "missed the parity floor" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
+
+
 def test_adapt_refuses_a_non_checkpoint(fitted: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(AdaptError, match="not a Hugging Face checkpoint"):
         adapt(fitted[1], tmp_path / "nowhere", rated(), tmp_path / "out", progress=False)

@@ -37,13 +37,18 @@ def test_loco_table_rows() -> None:
             "candidate": {"macro_f1": 0.86},
             "gain": {"gain": 0.05, "lower_bound": 0.02},
         },
-        "adapt_replay": {"error": "too slow"},
+        "adapt_replay": {  # its int8 export missed the floor: packaged in float32
+            "current": {"macro_f1": 0.81},
+            "candidate": {"macro_f1": 0.84},
+            "gain": {"gain": 0.03, "lower_bound": -0.01},
+            "precision": "float32",
+        },
     }
     failed = {"category": "水果", "loco": summary(0.95, 0.92), "adapt": {"error": "too few"}}
     table = loco_table([published, failed]).splitlines()
     assert len(table) == 4
     assert table[2] == (
-        "| 书籍 | 400 | 90.0 | 93.0 | 92.5 (+2.5) | 92.0 (+2.0) | 92.0 → 91.5 / 92.0 "
-        "| 0.810 → 0.860 (+0.050, +0.020) / failed: too slow |"
+        "| 书籍 | 400 | 90.0 | 93.0 | 92.5 (+2.5) | 92.0 (+2.0) fp32 | 92.0 → 91.5 / 92.0 "
+        "| 0.810 → 0.860 (+0.050, +0.020) / 0.810 → 0.840 (+0.030, -0.010) |"
     )
     assert table[3] == "| 水果 | 400 | 95.0 | – | – | – | 92.0 → – / – | failed: too few / – |"
