@@ -260,6 +260,13 @@ def base_cmd(out: Path, no_prune: bool, report: Path | None, data: Path) -> None
     show_default=True,
     help="dev texts (half zh, half en) for the parity checks",
 )
+@click.option(
+    "--fp32-layer",
+    "fp32_layers",
+    type=int,
+    multiple=True,
+    help="int8: keep this encoder layer's weight MatMuls in float32 (repeatable)",
+)
 def package_cmd(
     checkpoint: Path,
     out: Path,
@@ -274,6 +281,7 @@ def package_cmd(
     calibration: int,
     data: Path,
     validation: int,
+    fp32_layers: tuple[int, ...],
 ) -> None:
     """Export CHECKPOINT to an ONNX model package in OUT, with parity proven."""
     from export.data import calibration_texts, validation_texts
@@ -295,6 +303,7 @@ def package_cmd(
         calibration_texts=calibration_texts(data, calibration) if smooth_ffn else None,
         training=training,
         validation_texts=validation_texts(data, validation),
+        fp32_layers=fp32_layers,
     )
     click.echo(f"package written to {out}")
 

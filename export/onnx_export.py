@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class _Build:
     optimize: bool
     smooth_alpha: float | None
     calibration_texts: list[str]
+    fp32_layers: tuple[int, ...]
 
 
 def export_package(
@@ -80,6 +82,7 @@ def export_package(
     training: dict[str, Any] | None = None,
     validation_texts: list[str] | None = None,
     int8_label_agreement_min: float = 0.99,
+    fp32_layers: Sequence[int] = (),
 ) -> Path:
     """Export ``checkpoint`` as a verified model package in ``out_dir``; return ``out_dir``.
 
@@ -88,7 +91,9 @@ def export_package(
     ``quantize`` applies dynamic int8 quantisation (``per_channel`` weights);
     ``smooth_ffn_output`` (alpha in (0, 1)) first smooths the inputs of the
     FFN output MatMuls with statistics from ``calibration_texts`` (see
-    ``export.smoothing``), where plain int8 loses the most. Parity against the
+    ``export.smoothing``), where plain int8 loses the most; ``fp32_layers``
+    (encoder layer indices) keep those layers' weight MatMuls in float32, for a
+    model whose int8 export misses the parity floor. Parity against the
     PyTorch checkpoint is checked on ``validation_texts`` (a small built-in
     zh+en sample if None) in a fresh process; failure raises ParityError and
     leaves ``out_dir`` untouched.
@@ -99,6 +104,8 @@ def export_package(
             raise ExportError("smooth_ffn_output only applies to a quantised export")
         if not calibration_texts:
             raise ExportError("smooth_ffn_output needs calibration_texts")
+    if fp32_layers and not quantize:
+        raise ExportError("fp32_layers only applies to a quantised export")
     _check_out_dir(out_dir)
     config = AutoConfig.from_pretrained(checkpoint)
     if not 0 < int8_label_agreement_min <= 1:
@@ -119,6 +126,7 @@ def export_package(
         optimize,
         smooth_ffn_output,
         list(calibration_texts or []),
+        tuple(sorted(set(fp32_layers))),
     )
     manifest = _base_manifest(checkpoint, config, spec, name, version, text_prefix, max_length)
     manifest["training"] = dict(training or {})
@@ -421,7 +429,8 @@ def _quantize(source: Path, target: Path, build: _Build) -> dict[str, Any]:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    excluded = _excluded_gathers(onnx.load(str(source)).graph)
+    graph = onnx.load(str(source)).graph
+    excluded = _excluded_gathers(graph) + _layer_matmuls(graph, build.fp32_layers)
     root = logging.getLogger()
     root.addFilter(_quantizer_chatter)
     try:
@@ -436,11 +445,14 @@ def _quantize(source: Path, target: Path, build: _Build) -> dict[str, Any]:
     finally:
         root.removeFilter(_quantizer_chatter)
     logger.info("quantised %s -> %s bytes", source.stat().st_size, target.stat().st_size)
-    return {
+    entry: dict[str, Any] = {
         "method": QUANTIZATION_METHOD,
         "per_channel": build.per_channel,
         "excluded_nodes": excluded,
     }
+    if build.fp32_layers:
+        entry["fp32_layers"] = list(build.fp32_layers)
+    return entry
 
 
 def _quantizer_chatter(record: logging.LogRecord) -> bool:
@@ -458,6 +470,24 @@ def _excluded_gathers(graph: onnx.GraphProto) -> list[str]:
         and node.input[0] in initializers
         and _QUANTIZED_GATHER_TABLE not in node.input[0]
     ]
+
+
+def _layer_matmuls(graph: onnx.GraphProto, layers: Sequence[int]) -> list[str]:
+    """The weight MatMuls of the encoder ``layers`` (``…/layer.N/…`` in the node name)."""
+    initializers = {init.name for init in graph.initializer}
+    names = []
+    for layer in layers:
+        found = [
+            node.name
+            for node in graph.node
+            if node.op_type == "MatMul"
+            and f"/layer.{layer}/" in node.name
+            and any(name in initializers for name in node.input)
+        ]
+        if not found:
+            raise ExportError(f"no weight MatMuls of encoder layer {layer} in the graph")
+        names += found
+    return names
 
 
 def _write_manifest(package: Path, manifest: dict[str, Any]) -> None:

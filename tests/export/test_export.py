@@ -203,6 +203,34 @@ def test_int8_export_is_smaller_and_agrees_with_pytorch(
     assert manifest["sha256"]["model.onnx"] == sha256_file(package / "model.onnx")
 
 
+def test_fp32_layers_stay_float_in_an_int8_export(checkpoint: Path, tmp_path: Path) -> None:
+    common: dict[str, Any] = {
+        "task": TASK_CLASSIFICATION,
+        "name": "tiny-sentiment",
+        "version": "0.0.1",
+        "max_length": MAX_LENGTH,
+        "validation_texts": VALIDATION,
+        "int8_label_agreement_min": 0.9,  # tiny model, see the int8 test above
+    }
+    with pytest.raises(ExportError, match="only applies to a quantised export"):
+        export_package(checkpoint, tmp_path / "fp32", fp32_layers=[0], **common)
+    with pytest.raises(ExportError, match="no weight MatMuls of encoder layer 7"):
+        export_package(checkpoint, tmp_path / "none", quantize=True, fp32_layers=[7], **common)
+    assert not (tmp_path / "none").exists()
+    package = export_package(
+        checkpoint, tmp_path / "package", quantize=True, fp32_layers=[1], **common
+    )
+    quantization = _manifest(package)["quantization"]
+    assert quantization["fp32_layers"] == [1]
+    kept = {name for name in quantization["excluded_nodes"] if "/layer.1/" in name}
+    assert len(kept) == 6  # query, key, value, attention output, intermediate, output
+    graph = onnx.load(str(package / "model.onnx")).graph
+    ops = {node.name: node.op_type for node in graph.node}
+    assert all(ops[name] == "MatMul" for name in kept)  # still float MatMuls
+    layer0 = [op for name, op in ops.items() if "/layer.0/" in name and "MatMul" in op]
+    assert "MatMulInteger" in layer0  # the other layer was quantised
+
+
 def test_optimized_smoothed_int8_distilbert(tmp_path: Path) -> None:
     checkpoint = build_tiny_checkpoint(tmp_path / "distilbert", model_type="distilbert")
     package = export_package(
