@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from export.data import LABELS, Example, star_label
-from export.errors import AdaptError, NotBetterError, ParityError
+from export.errors import AdaptError, NotBetterError, QuantizationLossError
 
 log = logging.getLogger(__name__)
 
@@ -340,11 +340,9 @@ def adapt(
         int8_refused: str | None = None
         try:
             export(config.int8)
-        except ParityError as exc:
-            if not (config.int8 and "int8" in str(exc)):
-                raise
+        except QuantizationLossError as exc:
             if not config.fp32_fallback:
-                raise ParityError(
+                raise QuantizationLossError(
                     f"{exc}: the candidate's int8 export changes too many labels of the "
                     "held-out reviews; --fp32 writes a float32 package instead "
                     "(--fp32-fallback: only when int8 misses its floor)"
@@ -408,9 +406,7 @@ def model_card(comparison: dict[str, Any], training: dict[str, Any]) -> str:
         if comparison.get("replayed")
         else ""
     )
-    precision = (
-        "int8" if comparison.get("precision", "int8") == "int8" else "float32 (not quantised)"
-    )
+    precision = "int8" if comparison["precision"] == "int8" else "float32 (not quantised)"
     if "int8_refused" in comparison:
         precision += " (its int8 export missed the parity floor: `int8_refused` in adapt.json)"
     return f"""# {pkg["name"]} {pkg["to"]} — adapted from {pkg["from"]}

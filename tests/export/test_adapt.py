@@ -25,7 +25,7 @@ from export.adapt import (
     weak_examples,
 )
 from export.data import Example, as_rated
-from export.errors import AdaptError, NotBetterError, ParityError
+from export.errors import AdaptError, NotBetterError, QuantizationLossError
 from export.finetune import TIMING_STEPS, FinetuneConfig, finetune
 from export.onnx_export import export_package
 from export.tiny import build_tiny_checkpoint, labelled_sample_texts, sample_texts
@@ -209,11 +209,15 @@ def test_a_missed_int8_floor_points_to_fp32(
 
     def lossy_int8(*args: object, quantize: bool, **kwargs: object) -> Path:
         assert quantize
-        raise ParityError("cand/int8: int8 label agreement 96.80% < 99% (7 of 219 texts differ)")
+        raise QuantizationLossError(
+            "cand/int8: int8 label agreement 96.80% < 99% (7 of 219 texts differ)"
+        )
 
     monkeypatch.setattr(export.onnx_export, "export_package", lossy_int8)
     config = AdaptConfig(budget_s=3600, epochs=1, train_layers=1)
-    with pytest.raises(ParityError, match=r"96\.80% < 99%.*--fp32 writes a float32 package"):
+    with pytest.raises(
+        QuantizationLossError, match=r"96\.80% < 99%.*--fp32 writes a float32 package"
+    ):
         adapt(fitted[1], fitted[0], rated(), tmp_path / "out", config, progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -229,7 +233,9 @@ def test_fp32_fallback_packages_the_same_candidate(
     def lossy_int8(*args: object, quantize: bool, **kwargs: object) -> Path:
         calls.append(quantize)
         if quantize:
-            raise ParityError("cand/int8: int8 label agreement 96.80% < 99% (7 of 219 texts)")
+            raise QuantizationLossError(
+                "cand/int8: int8 label agreement 96.80% < 99% (7 of 219 texts)"
+            )
         return real(*args, quantize=quantize, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(export.onnx_export, "export_package", lossy_int8)

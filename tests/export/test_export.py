@@ -18,7 +18,13 @@ import onnxruntime
 import pytest
 from tokenizers import Tokenizer
 
-from export.errors import E5BaseError, ExportError, ParityError, UnsupportedModelError
+from export.errors import (
+    E5BaseError,
+    ExportError,
+    ParityError,
+    QuantizationLossError,
+    UnsupportedModelError,
+)
 from export.onnx_export import export_package
 from export.parity import model_inputs, read_texts, run_parity, write_texts
 from export.smoothing import activation_ranges, smooth_matmul_inputs
@@ -374,6 +380,9 @@ def test_tampered_packages_fail_parity_in_a_fresh_process(
     assert "> atol 0" in message
     assert f"{impossible}: int8 label agreement 100.00% < 101%" in message
     assert f"{edited}: sha256 of tokenizer.json does not match" in message
+    assert not isinstance(raised.value, QuantizationLossError)  # not only int8 losses
+    with pytest.raises(QuantizationLossError, match=r"int8 label agreement 100\.00% < 101%"):
+        run_parity([impossible], checkpoint, VALIDATION[:8])
 
 
 def test_unsupported_model_type_is_refused_before_any_work(
