@@ -308,6 +308,28 @@ def package_cmd(
     click.echo(f"package written to {out}")
 
 
+@export.command("neutral-prior")
+@click.argument("package", type=DATA)
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--version", "version_", required=True, help="version of the corrected package")
+@click.option(
+    "--weights-from",
+    type=DATA,
+    default=None,
+    help="package whose fine-tuning record gives the class weights (a distilled "
+    "package's teacher); default: PACKAGE's own",
+)
+def neutral_prior_cmd(package: Path, out: Path, version_: str, weights_from: Path | None) -> None:
+    """PACKAGE, exported before fine-tuning took the class-weight prior out of the
+    neutral logit, with that correction applied to its head, in OUT."""
+    from export.prior import correct_package
+    from models.package import load_package
+
+    training = load_package(weights_from or package).manifest.get("training", {})
+    record = correct_package(package, out, training, version=version_)
+    click.echo(f"neutral logit shifted by {record['neutral_logit_shift']:+.4f}; package in {out}")
+
+
 @export.command("tiny")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -32,7 +32,8 @@ import numpy.typing as npt
 
 from export.data import LABELS, Example
 from export.errors import ExportError
-from export.finetune import class_weights, train_steps, uses_bf16
+from export.finetune import train_steps, uses_bf16
+from export.prior import class_weights
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,10 @@ The encoder's embeddings and lower layers stay frozen; the top
 data to minutes (bf16 autocast where the CPU has AMX/AVX-512-BF16), while
 still adapting the representation, not only a linear probe.
 
+The loss is weighted by inverse-sqrt class frequency; before saving, the neutral
+class's share of that weighting is taken back out of the head's bias
+(:mod:`export.prior`), so the saved model does not over-call neutral.
+
 Seeded and reproducible: the same seed, data and config give the same
 batches and the same weights (up to the nondeterminism of the BLAS library).
 """
@@ -25,6 +29,7 @@ from typing import Any, Protocol
 
 from export.data import LABELS, Example
 from export.errors import ExportError
+from export.prior import class_weights, correct_head, neutral_shift
 
 log = logging.getLogger(__name__)
 TIMING_STEPS = 10  # steps timed before a time budget fixes the plan
@@ -89,15 +94,6 @@ def length_bucketed_batches(
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
-
-
-def class_weights(labels: Sequence[int], n_classes: int) -> list[float]:
-    """Inverse square-root frequency, normalised to mean 1 over present classes."""
-    counts = Counter(labels)
-    raw = [1 / math.sqrt(counts[c]) if counts[c] else 0.0 for c in range(n_classes)]
-    present = [w for w in raw if w]
-    mean = sum(present) / len(present)
-    return [w / mean for w in raw]
 
 
 class Schedule(Protocol):
@@ -249,8 +245,8 @@ def finetune(
         max_length=config.max_length,
     )["input_ids"]
     labels = [e.label for e in examples]
-    weights = torch.tensor(class_weights(labels, len(LABELS)), device=device)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    weights = class_weights(labels, len(LABELS))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, device=device))
 
     def loss_of(logits: Any, batch: list[int], device: str) -> Any:
         return loss_fn(logits, torch.tensor([labels[i] for i in batch], device=device))
@@ -269,6 +265,8 @@ def finetune(
         progress=progress,
     )
     step = len(losses)
+    shift = neutral_shift(weights)
+    correct_head(model, shift)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -284,6 +282,8 @@ def finetune(
             for s in sorted({e.source for e in examples})
         },
         "steps": step,
+        "class_weights": [round(w, 6) for w in weights],
+        "neutral_logit_shift": round(shift, 6),
         "loss_first_50": sum(losses[:50]) / len(losses[:50]),
         "loss_last_50": sum(losses[-50:]) / len(losses[-50:]),
         "train_seconds": round(time.perf_counter() - started, 1),

@@ -9,7 +9,8 @@ import pytest
 from safetensors.torch import load_file
 
 from export.data import Example, held_out, star_label
-from export.finetune import FinetuneConfig, class_weights, finetune
+from export.finetune import FinetuneConfig, finetune
+from export.prior import class_weights
 from export.tiny import build_tiny_checkpoint, labelled_sample_texts
 
 
