@@ -95,7 +95,7 @@ bench-gpu:
 # Rebuild the default model package from ../shared/data (CPU: about 90 min on 2 cores).
 DATA ?= ../shared/data
 PKG := models/packages/sentiment-zh-en
-MODEL_VERSION ?= 1.1.0
+MODEL_VERSION ?= 1.2.0
 model: $(VENV)/.dev
 	$(BIN)/reviewpulse export base --out build/base --verify build/base/PARITY.json --data $(DATA)
 	$(BIN)/reviewpulse export finetune --base build/base --out build/sentiment --data $(DATA) \
@@ -122,7 +122,7 @@ model: $(VENV)/.dev
 # CPU, 2 cores: teacher labels ~11 min, training ~23 min, export + evaluation ~6 min. Its
 # first layer stays float32 (--fp32-layer 0): fully int8, it misses the 99 % parity floor.
 FAST := models/packages/sentiment-zh-en-fast
-FAST_VERSION ?= 1.1.0
+FAST_VERSION ?= 1.2.0
 .PHONY: fast-model
 fast-model: $(VENV)/.dev
 	$(BIN)/reviewpulse export base --out build/base --data $(DATA)
@@ -152,6 +152,7 @@ loco: $(VENV)/.dev
 # embeddings), compared with the base e5 encoder. CPU, 2 cores: a few minutes.
 .PHONY: questions-model
 QPKG := models/packages/questions-zh-en
+QUESTIONS_VERSION ?= 1.0.1
 questions-model: $(VENV)/.dev
 	$(BIN)/reviewpulse export base --out build/base --data $(DATA)
 	rm -rf build/base-int8
@@ -160,4 +161,4 @@ questions-model: $(VENV)/.dev
 		--version 0.0.1 --prefix "query: " --data $(DATA)
 	rm -rf $(QPKG)
 	$(BIN)/reviewpulse export questions --encoder $(PKG) --compare build/base-int8 \
-		--data $(DATA) --out $(QPKG) --seed 13
+		--data $(DATA) --out $(QPKG) --seed 13 --version $(QUESTIONS_VERSION)
