@@ -327,7 +327,10 @@ def neutral_prior_cmd(package: Path, out: Path, version_: str, weights_from: Pat
 
     training = load_package(weights_from or package).manifest.get("training", {})
     record = correct_package(package, out, training, version=version_)
-    click.echo(f"neutral logit shifted by {record['neutral_logit_shift']:+.4f}; package in {out}")
+    click.echo(
+        f"neutral logit shifted by {record['neutral_logit_shift']:+.4f}; package in {out}; "
+        f"measure it with `reviewpulse export evaluate {out} --out {out}/metrics.json`"
+    )
 
 
 @export.command("tiny")

@@ -1,12 +1,12 @@
 """Take the class-weight prior back out of the neutral logit.
 
 Fine-tuning weights the cross-entropy by inverse-sqrt class frequency
-(:func:`export.finetune.class_weights`) so that the rare neutral class, which
+(:func:`class_weights`) so that the rare neutral class, which
 only the English star-rated reviews supply, gets a useful gradient. Weighted
 cross-entropy is minimised by logits ``log p(y|x) + log w_y + c``: the trained
 head keeps the weights as a prior and over-calls the up-weighted class. Measured
 on the 1.1.0 default (English held-out, 2,478 reviews, 278 of them 3-star): 700
-neutral calls, 186 of the 251 negatives among them; 3-class macro-F1 0.596.
+neutral calls, 186 of the 251 negatives among them; 3-class macro-F1 0.598.
 
 The correction subtracts, from the neutral logit only, how much more neutral was
 weighted than the geometric mean of negative and positive::
@@ -46,7 +46,12 @@ RECORD = "neutral_prior"  # manifest key of a package corrected after export
 def class_weights(labels: Sequence[int], n_classes: int) -> list[float]:
     """Inverse square-root frequency, normalised to mean 1 over present classes."""
     counts = Counter(labels)
-    raw = [1 / math.sqrt(counts[c]) if counts[c] else 0.0 for c in range(n_classes)]
+    return count_weights([counts[c] for c in range(n_classes)])
+
+
+def count_weights(counts: Sequence[int]) -> list[float]:
+    """:func:`class_weights` from the number of examples per class."""
+    raw = [1 / math.sqrt(n) if n else 0.0 for n in counts]
     present = [w for w in raw if w]
     mean = sum(present) / len(present)
     return [w / mean for w in raw]
@@ -69,8 +74,9 @@ def training_weights(training: Mapping[str, Any]) -> list[float]:
             "the training record has no labels_by_source (not a `reviewpulse export "
             "finetune` run); pass the package whose training the head inherits"
         )
-    counts = [sum(int(c.get(label, 0)) for c in by_source.values()) for label in LABELS]
-    return class_weights([i for i, n in enumerate(counts) for _ in range(n)], len(LABELS))
+    return count_weights(
+        [sum(int(c.get(label, 0)) for c in by_source.values()) for label in LABELS]
+    )
 
 
 def correct_head(model: Any, shift: float) -> None:
@@ -88,7 +94,10 @@ def correct_package(
     src: Path, out: Path, training: Mapping[str, Any], *, version: str
 ) -> dict[str, Any]:
     """Copy the package ``src`` to ``out`` with the neutral prior of ``training`` taken
-    out of its head, as ``version``; returns the manifest's record of it."""
+    out of its head, as ``version``; returns the manifest's record of it.
+
+    ``metrics.json`` is not copied: it measured ``src`` (``reviewpulse export evaluate``
+    writes the new one); the model card is, for its author to update."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -112,22 +121,25 @@ def correct_package(
     bias[NEU] += np.float32(shift)
     found[0].CopyFrom(numpy_helper.from_array(bias, BIAS))
 
-    work = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(src, work)
-    onnx.save(model, str(work / "model.onnx"))
-    manifest = dict(package.manifest)
     record = {
         "from_version": package.version,
         "class_weights": [round(w, 6) for w in weights],
         "neutral_logit_shift": round(shift, 6),
     }
-    manifest.update(version=version, **{RECORD: record})
-    manifest["sha256"] = {**manifest["sha256"], "model.onnx": sha256_file(work / "model.onnx")}
-    manifest["manifest_sha256"] = manifest_digest(manifest)
-    (work / MANIFEST).write_text(
-        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    )
-    load_package(work)  # hashes and digest check out
+    work = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        shutil.copytree(src, work, ignore=shutil.ignore_patterns("metrics.json"))
+        onnx.save(model, str(work / "model.onnx"))
+        manifest = {**package.manifest, "version": version, RECORD: record}
+        manifest["sha256"] = {**manifest["sha256"], "model.onnx": sha256_file(work / "model.onnx")}
+        manifest["manifest_sha256"] = manifest_digest(manifest)
+        (work / MANIFEST).write_text(
+            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
+        load_package(work)  # hashes and digest check out
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     work.rename(out)
     return record

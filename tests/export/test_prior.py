@@ -70,10 +70,12 @@ def test_finetune_saves_the_corrected_head(tmp_path: Path) -> None:
 
 
 def with_training(src: Path, dst: Path, training: Mapping[str, object]) -> Path:
-    """A copy of ``src`` whose manifest carries ``training`` (digest recomputed)."""
+    """A copy of ``src`` whose manifest carries ``training`` (digest recomputed), with a
+    metrics.json of its own."""
     from models.package import manifest_digest
 
     shutil.copytree(src, dst)
+    (dst / "metrics.json").write_text("{}")
     manifest = json.loads((dst / "manifest.json").read_text())
     manifest["training"] = training
     manifest["manifest_sha256"] = manifest_digest(manifest)
@@ -89,6 +91,7 @@ def test_correct_package_moves_only_the_neutral_logit(tmp_path: Path) -> None:
     corrected = load_package(tmp_path / "out")  # hashes and digest verified
     assert corrected.version == "9.9.9" and corrected.manifest[RECORD] == record
     assert record["from_version"] == load_package(src).version
+    assert not (tmp_path / "out" / "metrics.json").exists()  # it measured src
 
     texts = [text for text, _ in labelled_sample_texts()][:40]
     before = open_scorer(src).score(texts).probs
