@@ -319,14 +319,35 @@ def package_cmd(
     help="package whose fine-tuning record gives the class weights (a distilled "
     "package's teacher); default: PACKAGE's own",
 )
-def neutral_prior_cmd(package: Path, out: Path, version_: str, weights_from: Path | None) -> None:
+@click.option(
+    "--checkpoint",
+    type=DATA,
+    default=None,
+    help="the checkpoint PACKAGE was exported from: check parity again with the shift "
+    "(else the manifest says label agreement was measured before it)",
+)
+@click.option("--data", type=DATA, default=Path("../shared/data"), show_default=True)
+@click.option("--validation", type=int, default=1000, show_default=True)
+def neutral_prior_cmd(
+    package: Path,
+    out: Path,
+    version_: str,
+    weights_from: Path | None,
+    checkpoint: Path | None,
+    data: Path,
+    validation: int,
+) -> None:
     """PACKAGE, exported before fine-tuning took the class-weight prior out of the
     neutral logit, with that correction applied to its head, in OUT."""
+    from export.data import validation_texts
     from export.prior import correct_package
     from models.package import load_package
 
     training = load_package(weights_from or package).manifest.get("training", {})
-    record = correct_package(package, out, training, version=version_)
+    texts = validation_texts(data, validation) if checkpoint is not None else []
+    record = correct_package(
+        package, out, training, version=version_, checkpoint=checkpoint, texts=texts
+    )
     click.echo(
         f"neutral logit shifted by {record['neutral_logit_shift']:+.4f}; package in {out}; "
         f"measure it with `reviewpulse export evaluate {out} --out {out}/metrics.json`"

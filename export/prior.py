@@ -21,8 +21,12 @@ accuracy does not move, by construction. A training set without neutral examples
 :func:`correct_head` applies the shift to a PyTorch head (``finetune`` does it
 before saving); :func:`correct_package` applies it to a package exported before
 the correction existed, by moving the classifier's float32 bias in ``model.onnx``
-— the last op of the logits, so the shift is exact and the parity report stays
-true (the float32 reference moves by the same constant).
+— the last op of the logits, so the shift is exact: the package's logit and
+embedding differences from its checkpoint stay what its parity report says. Its
+label agreement does not carry over (the decision boundary moved), so given the
+checkpoint the package was exported from, the parity check runs again against
+that checkpoint with the same shift; without it, the manifest says the label
+agreement was measured before the shift.
 """
 
 from __future__ import annotations
@@ -91,18 +95,26 @@ def correct_head(model: Any, shift: float) -> None:
 
 
 def correct_package(
-    src: Path, out: Path, training: Mapping[str, Any], *, version: str
+    src: Path,
+    out: Path,
+    training: Mapping[str, Any],
+    *,
+    version: str,
+    checkpoint: Path | None = None,
+    texts: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Copy the package ``src`` to ``out`` with the neutral prior of ``training`` taken
     out of its head, as ``version``; returns the manifest's record of it.
 
-    ``metrics.json`` is not copied: it measured ``src`` (``reviewpulse export evaluate``
-    writes the new one); the model card is, for its author to update."""
+    ``checkpoint``: the PyTorch checkpoint ``src`` was exported from; the parity check
+    then runs again on ``texts`` against it with the same shift (ParityError: nothing
+    written). ``metrics.json`` is not copied: it measured ``src`` (``reviewpulse export
+    evaluate`` writes the new one); the model card is, for its author to update."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    from models.package import MANIFEST, load_package, manifest_digest, sha256_file
+    from models.package import load_package, sha256_file
 
     package = load_package(src)
     if RECORD in package.manifest:
@@ -121,10 +133,15 @@ def correct_package(
     bias[NEU] += np.float32(shift)
     found[0].CopyFrom(numpy_helper.from_array(bias, BIAS))
 
+    if checkpoint is not None and not texts:
+        raise ExportError("re-checking parity against the checkpoint needs validation texts")
     record = {
         "from_version": package.version,
         "class_weights": [round(w, 6) for w in weights],
         "neutral_logit_shift": round(shift, 6),
+        "label_agreement": "measured before the shift"
+        if checkpoint is None
+        else "measured again against the checkpoint with the shift",
     }
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
@@ -133,13 +150,44 @@ def correct_package(
         onnx.save(model, str(work / "model.onnx"))
         manifest = {**package.manifest, "version": version, RECORD: record}
         manifest["sha256"] = {**manifest["sha256"], "model.onnx": sha256_file(work / "model.onnx")}
-        manifest["manifest_sha256"] = manifest_digest(manifest)
-        (work / MANIFEST).write_text(
-            json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        )
+        _write_manifest(work, manifest)
+        if checkpoint is not None:
+            kind = "int8" if manifest.get("quantization") else "fp32"
+            manifest["parity"] = {
+                **manifest["parity"],
+                kind: _parity(work, checkpoint, shift, texts),
+            }
+            _write_manifest(work, manifest)
         load_package(work)  # hashes and digest check out
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     work.rename(out)
     return record
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    from models.package import MANIFEST, manifest_digest
+
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    (root / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
+
+
+def _parity(package: Path, checkpoint: Path, shift: float, texts: Sequence[str]) -> Any:
+    """Parity results of ``package`` against ``checkpoint`` with its head shifted likewise."""
+    import tempfile
+
+    from transformers import AutoModelForSequenceClassification
+
+    from export.parity import run_parity
+
+    with tempfile.TemporaryDirectory(prefix="neutral-prior.") as tmp:
+        shifted = Path(tmp) / "checkpoint"
+        shutil.copytree(checkpoint, shifted)
+        model = AutoModelForSequenceClassification.from_pretrained(shifted)
+        correct_head(model, shift)
+        model.save_pretrained(shifted)
+        (results,) = run_parity([package], shifted, texts)
+    return results

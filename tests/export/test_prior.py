@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from export.data import Example
 from export.errors import ExportError
 from export.finetune import FinetuneConfig, finetune
+from export.onnx_export import export_package
 from export.prior import (
     RECORD,
     class_weights,
@@ -23,7 +24,12 @@ from export.prior import (
     neutral_shift,
     training_weights,
 )
-from export.tiny import build_tiny_checkpoint, labelled_sample_texts
+from export.tiny import (
+    MAX_POSITIONS,
+    build_tiny_checkpoint,
+    labelled_sample_texts,
+    sample_texts,
+)
 from models.package import load_package
 from models.runtime import open_scorer
 from tests.packages import TINY_PACKAGE
@@ -123,3 +129,31 @@ def test_correct_package_refuses_twice_and_existing_out(tmp_path: Path) -> None:
             version="2",
         )
     assert not (tmp_path / "tiny").exists()
+
+
+def test_parity_is_measured_again_against_the_shifted_checkpoint(tmp_path: Path) -> None:
+    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint")
+    src = export_package(
+        checkpoint,
+        tmp_path / "src",
+        task="sequence-classification",
+        name="tiny",
+        version="1",
+        max_length=MAX_POSITIONS,
+        quantize=True,
+        training=TRAINING,
+        validation_texts=sample_texts()[::4],
+        int8_label_agreement_min=0.9,  # a 2-layer toy; the real package is held to 0.99
+    )
+    texts = sample_texts()[1::8]
+    record = correct_package(
+        src, tmp_path / "out", TRAINING, version="2", checkpoint=checkpoint, texts=texts
+    )
+    assert record["label_agreement"] == "measured again against the checkpoint with the shift"
+    parity = load_package(tmp_path / "out").manifest["parity"]
+    assert parity["int8"]["n_texts"] == len(texts)  # the fresh check, not the export's
+    assert parity["fp32"] == load_package(src).manifest["parity"]["fp32"]
+    uncorrected = correct_package(src, tmp_path / "plain", TRAINING, version="2")
+    assert uncorrected["label_agreement"] == "measured before the shift"
+    with pytest.raises(ExportError, match="validation texts"):
+        correct_package(src, tmp_path / "x", TRAINING, version="2", checkpoint=checkpoint)
