@@ -134,7 +134,7 @@ def export_package(
     try:
         package = _build_verified(build, staging, manifest)
         manifest["parity"]["validation_sample"] = "caller" if validation_texts else "builtin"
-        _finalize_manifest(package, manifest)
+        finalize_manifest(package, manifest)
         _publish(package, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -495,7 +495,7 @@ def _write_manifest(package: Path, manifest: dict[str, Any]) -> None:
     (package / MANIFEST_FILE).write_text(text, encoding="utf-8")
 
 
-def _finalize_manifest(package: Path, manifest: dict[str, Any]) -> None:
+def finalize_manifest(package: Path, manifest: dict[str, Any]) -> None:
     """Record the sha256 of the final files, then of the manifest itself, and write it."""
     manifest["sha256"] = {
         name: sha256_file(package / name) for name in (MODEL_FILE, TOKENIZER_FILE)

@@ -31,7 +31,6 @@ agreement was measured before the shift.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from collections import Counter
@@ -114,8 +113,11 @@ def correct_package(
     import onnx
     from onnx import numpy_helper
 
-    from models.package import load_package, sha256_file
+    from export.onnx_export import finalize_manifest
+    from models.package import load_package
 
+    if checkpoint is not None and not texts:
+        raise ExportError("re-checking parity against the checkpoint needs validation texts")
     package = load_package(src)
     if RECORD in package.manifest:
         raise ExportError(f"{src} is already corrected ({package.manifest[RECORD]})")
@@ -133,8 +135,6 @@ def correct_package(
     bias[NEU] += np.float32(shift)
     found[0].CopyFrom(numpy_helper.from_array(bias, BIAS))
 
-    if checkpoint is not None and not texts:
-        raise ExportError("re-checking parity against the checkpoint needs validation texts")
     record = {
         "from_version": package.version,
         "class_weights": [round(w, 6) for w in weights],
@@ -149,30 +149,20 @@ def correct_package(
         shutil.copytree(src, work, ignore=shutil.ignore_patterns("metrics.json"))
         onnx.save(model, str(work / "model.onnx"))
         manifest = {**package.manifest, "version": version, RECORD: record}
-        manifest["sha256"] = {**manifest["sha256"], "model.onnx": sha256_file(work / "model.onnx")}
-        _write_manifest(work, manifest)
-        if checkpoint is not None:
+        finalize_manifest(work, manifest)
+        if checkpoint is not None:  # the parity process loads the package: hashes first
             kind = "int8" if manifest.get("quantization") else "fp32"
             manifest["parity"] = {
                 **manifest["parity"],
                 kind: _parity(work, checkpoint, shift, texts),
             }
-            _write_manifest(work, manifest)
+            finalize_manifest(work, manifest)
         load_package(work)  # hashes and digest check out
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     work.rename(out)
     return record
-
-
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    from models.package import MANIFEST, manifest_digest
-
-    manifest["manifest_sha256"] = manifest_digest(manifest)
-    (root / MANIFEST).write_text(
-        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    )
 
 
 def _parity(package: Path, checkpoint: Path, shift: float, texts: Sequence[str]) -> Any:
